@@ -1,0 +1,80 @@
+// AdamW (decoupled weight decay, bias-corrected moments) and the global gradient norm.
+// fp32 master weights, or bf16 master weights written back with stochastic rounding (unbiased,
+// so updates smaller than a bf16 ulp still move the weights on average), seeded per step.
+#include <cmath>
+
+#include "common.cuh"
+#include "kernels.hpp"
+
+namespace lcx::cuda {
+
+namespace {
+
+constexpr int kNormBlocks = 1024;  // fixed partition: the norm is the same bits every run
+
+__global__ void sumsq_kernel(double* partial, const float* g, size_t n) {
+  __shared__ double red[32];
+  double acc = 0.0;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const double v = g[i];
+    acc += v * v;
+  }
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  if (lane == 0) red[warp] = acc;
+  __syncthreads();
+  if (warp == 0) {
+    acc = lane < (int)(blockDim.x >> 5) ? red[lane] : 0.0;
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (lane == 0) partial[blockIdx.x] = acc;
+  }
+}
+
+__device__ __forceinline__ void store_param(float* p, size_t i, float v, uint64_t, uint64_t) { p[i] = v; }
+__device__ __forceinline__ void store_param(bf16* p, size_t i, float v, uint64_t seed, uint64_t off) {
+  p[i] = bf16_stochastic(v, hash_u32(seed, off + i));
+}
+
+template <class P>
+__global__ void adamw_kernel(P* p, const float* g, float* m, float* v, size_t n, float lr,
+                             float b1, float b2, float eps, float wd, float gscale, float bc1,
+                             float bc2, uint64_t seed, uint64_t offset) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const float grad = g[i] * gscale;
+    const float mi = b1 * m[i] + (1.f - b1) * grad;
+    const float vi = b2 * v[i] + (1.f - b2) * grad * grad;
+    m[i] = mi;
+    v[i] = vi;
+    const float w = to_f(p[i]);
+    const float upd = (mi / bc1) / (sqrtf(vi / bc2) + eps) + wd * w;
+    store_param(p, i, w - lr * upd, seed, offset);
+  }
+}
+
+}  // namespace
+
+int grad_norm_blocks() { return kNormBlocks; }
+
+void grad_sumsq(double* partial, const float* g, size_t n, cudaStream_t s) {
+  sumsq_kernel<<<kNormBlocks, 256, 0, s>>>(partial, g, n);
+  LCX_LAUNCH_CHECK();
+}
+
+template <class P>
+void adamw_update(P* p, const float* g, float* m, float* v, size_t n, float lr, float beta1,
+                  float beta2, float eps, float wd, float gscale, int64_t step, uint64_t seed,
+                  uint64_t offset, cudaStream_t s) {
+  if (!n) return;
+  const double bc1 = 1.0 - std::pow((double)beta1, (double)step);
+  const double bc2 = 1.0 - std::pow((double)beta2, (double)step);
+  const size_t blocks = (n + 255) / 256;
+  adamw_kernel<P><<<(int)(blocks < 65536 ? blocks : 65536), 256, 0, s>>>(
+      p, g, m, v, n, lr, beta1, beta2, eps, wd, gscale, (float)bc1, (float)bc2, seed, offset);
+  LCX_LAUNCH_CHECK();
+}
+template void adamw_update<float>(float*, const float*, float*, float*, size_t, float, float, float,
+                                  float, float, float, int64_t, uint64_t, uint64_t, cudaStream_t);
+template void adamw_update<bf16>(bf16*, const float*, float*, float*, size_t, float, float, float,
+                                 float, float, float, int64_t, uint64_t, uint64_t, cudaStream_t);
+
+}  // namespace lcx::cuda

@@ -1,0 +1,720 @@
+// FlashAttention-2-style kernels (see attention.hpp for the plan and the patterns).
+//
+// Layout: one CTA of 4 warps per (64-row tile, head, batch row); each warp owns 16 rows.
+// Matrix products use mma.sync m16n8k16 (bf16 x bf16 -> fp32) with operands from shared memory
+// through ldmatrix; shared rows are padded by 16 bytes so ldmatrix's 8 row addresses fall in
+// distinct banks. Tiles stream through a 2-stage cp.async pipeline when shared memory allows
+// (1 stage on GPUs with ~100 KB per block, e.g. sm_89).
+//
+// Backward is split in two kernels instead of FA2's single kernel with fp32 atomics on dQ:
+//   dkv: per key tile, walk its query tiles: P^T, dV += P^T dO, dP^T, dS^T, dK += dS^T Q
+//   dq : per query tile, walk its key tiles: P, dP, dS, dQ += dS K
+// Both recompute P (7 tile products instead of 5), but no atomics means deterministic
+// gradients, and every intermediate stays in registers in the orientation its next product
+// needs (no transpose through shared memory).
+//
+// Softmax runs in the log2 domain: s2 = (q.k) * scale * log2(e), lse2 = m2 + log2(l), so
+// P = exp2(s2 - lse2). The forward saves lse2 per (batch, head, query).
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "attention.hpp"
+#include "common.cuh"
+#include "longctx.h"
+
+namespace lcx::cuda {
+
+namespace {
+
+constexpr int TL = kAttnTile;  // 64 rows per tile
+constexpr int NTHREADS = 128;
+
+struct KParams {
+  AttnArgs a;
+  int kind, window, nb, block, layout_heads;
+  const uint8_t* layout;
+  const int* off;
+  const int* ent;
+  int ntiles;  // query tiles (fwd, dq) or key tiles (dkv)
+  float scale_log2, scale;
+};
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return (uint32_t)__cvta_generic_to_shared(p);
+}
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+               "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async4(void* dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+               "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const bf16* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(p)));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const bf16* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(p)));
+}
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// Fragment addressing (lane = 0..31), for a 16 x 16 block at (r0, c0) of a tile with pitch P:
+//  A operand (rows = M, cols = K), row-major storage: ldsm_x4 at row r0 + (lane & 15),
+//    col c0 + (lane >> 4) * 8.
+//  B operand for two n8 tiles, storage [n][k]: ldsm_x4 at row n0 + (lane & 7) + (lane >> 4) * 8,
+//    col k0 + ((lane >> 3) & 1) * 8  -> {b0,b1} of tile n0, {b0,b1} of tile n0 + 8.
+//  B operand for two n8 tiles, storage [k][n]: ldsm_x4_t at row k0 + (lane & 7) +
+//    ((lane >> 3) & 1) * 8, col n0 + (lane >> 4) * 8 -> same register order.
+template <int P>
+__device__ __forceinline__ const bf16* a_addr(const bf16* tile, int r0, int c0, int lane) {
+  return tile + (r0 + (lane & 15)) * P + c0 + (lane >> 4) * 8;
+}
+template <int P>
+__device__ __forceinline__ const bf16* bnk_addr(const bf16* tile, int n0, int k0, int lane) {
+  return tile + (n0 + (lane & 7) + (lane >> 4) * 8) * P + k0 + ((lane >> 3) & 1) * 8;
+}
+template <int P>
+__device__ __forceinline__ const bf16* bkn_addr(const bf16* tile, int k0, int n0, int lane) {
+  return tile + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * P + n0 + (lane >> 4) * 8;
+}
+
+// 64 rows x D columns from global (row stride in elements) into a padded tile; rows outside
+// [0, limit) are zero-filled (their source address is clamped to row 0, never read).
+template <int D>
+__device__ __forceinline__ void load_tile(bf16* s, const bf16* g, long long row_stride, int row0,
+                                          int limit, int tid) {
+  constexpr int P = D + 8, CPR = D / 8;  // 16-byte chunks per row
+  for (int c = tid; c < TL * CPR; c += NTHREADS) {
+    const int r = c / CPR, col = (c % CPR) * 8, gr = row0 + r;
+    const bool ok = gr < limit;
+    cp_async16(s + r * P + col, g + (long long)(ok ? gr : 0) * row_stride + col, ok ? 16 : 0);
+  }
+}
+__device__ __forceinline__ void load_vec64(float* s, const float* g, int row0, int limit,
+                                           int tid) {
+  if (tid < TL) {
+    const bool ok = row0 + tid < limit;
+    cp_async4(s + tid, g + (ok ? row0 + tid : 0), ok ? 4 : 0);
+  }
+}
+
+// The reference predicate (lcx::attends) for query index qi of the plan (absolute position
+// q_offset + qi) and key position k.
+__device__ __forceinline__ bool allowed(const KParams& p, int hl, int qi, int k,
+                                        const int32_t* seg) {
+  if (qi >= p.a.Tq || k >= p.a.Tk) return false;
+  const int q = p.a.q_offset + qi;
+  if (k > q) return false;
+  if (seg && seg[k] != seg[q]) return false;
+  if (p.kind == LCX_ATTN_WINDOW) return q - k < p.window;
+  if (p.kind == LCX_ATTN_SPARSE)
+    return p.layout[((size_t)hl * p.nb + q / p.block) * p.nb + k / p.block] != 0;
+  return true;
+}
+
+__device__ __forceinline__ float quad_max(float v) {
+  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+  return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+// ------------------------------------------------------------------------------------------
+// forward: O = softmax(Q K^T * scale) V over the allowed keys, and lse2 per query
+template <int D, int STAGES>
+__global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const KParams p) {
+  constexpr int P = D + 8, KT = D / 16, NT = D / 8;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* sQ = reinterpret_cast<bf16*>(smem);
+  bf16* sK = sQ + TL * P;
+  bf16* sV = sK + STAGES * TL * P;
+  const AttnArgs& a = p.a;
+  const int qt = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int hl = p.layout_heads > 1 ? h : 0;
+  const int li = (b * p.layout_heads + hl) * p.ntiles + qt;
+  const int e0 = p.off[li], e1 = p.off[li + 1];
+  const bf16* qg = a.q + b * a.q_batch + h * D;
+  const bf16* kg = a.k + b * a.kv_batch + h * D;
+  const bf16* vg = a.v + b * a.kv_batch + h * D;
+  const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
+  const int q0 = qt * TL;
+
+  load_tile<D>(sQ, qg, a.q_row, q0, a.Tq, tid);
+  cp_async_commit();
+  if (STAGES == 2 && e1 > e0) {
+    const int kt = p.ent[e0] >> 1;
+    load_tile<D>(sK, kg, a.kv_row, kt * TL, a.Tk, tid);
+    load_tile<D>(sV, vg, a.kv_row, kt * TL, a.Tk, tid);
+  }
+  cp_async_commit();
+  cp_async_wait<1>();
+  __syncthreads();
+  uint32_t qf[KT][4];
+#pragma unroll
+  for (int kk = 0; kk < KT; kk++) ldsm_x4(qf[kk], a_addr<P>(sQ, warp * 16, kk * 16, lane));
+
+  float o[NT][4];
+#pragma unroll
+  for (int n = 0; n < NT; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+
+  for (int e = e0; e < e1; e++) {
+    const int ent = p.ent[e], kt = ent >> 1;
+    int buf = 0;
+    if (STAGES == 2) {
+      buf = (e - e0) & 1;
+      if (e + 1 < e1) {
+        const int nk = p.ent[e + 1] >> 1;
+        load_tile<D>(sK + (buf ^ 1) * TL * P, kg, a.kv_row, nk * TL, a.Tk, tid);
+        load_tile<D>(sV + (buf ^ 1) * TL * P, vg, a.kv_row, nk * TL, a.Tk, tid);
+      }
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      load_tile<D>(sK, kg, a.kv_row, kt * TL, a.Tk, tid);
+      load_tile<D>(sV, vg, a.kv_row, kt * TL, a.Tk, tid);
+      cp_async_commit();
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const bf16* cK = sK + buf * TL * P;
+    const bf16* cV = sV + buf * TL * P;
+
+    float s[8][4];
+#pragma unroll
+    for (int j = 0; j < 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < KT; kk++) {
+#pragma unroll
+      for (int jp = 0; jp < 4; jp++) {
+        uint32_t bk[4];
+        ldsm_x4(bk, bnk_addr<P>(cK, jp * 16, kk * 16, lane));
+        mma16816(s[2 * jp], qf[kk], bk[0], bk[1]);
+        mma16816(s[2 * jp + 1], qf[kk], bk[2], bk[3]);
+      }
+    }
+    const bool need_mask = ent & 1;
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        float v = s[j][i] * p.scale_log2;
+        if (need_mask) {
+          const int row = q0 + warp * 16 + g + (i >> 1) * 8;
+          const int col = kt * TL + j * 8 + 2 * t4 + (i & 1);
+          if (!allowed(p, hl, row, col, seg)) v = -INFINITY;
+        }
+        s[j][i] = v;
+      }
+    // Online softmax; each row lives in one quad of lanes (same g).
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < 8; j++) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+      mx = quad_max(mx);
+      const float m_new = fmaxf(m[r], mx);
+      const float m_use = m_new == -INFINITY ? 0.f : m_new;  // fully masked so far: no NaN
+      const float alpha = exp2f(m[r] - m_use);
+      float rs = 0.f;
+#pragma unroll
+      for (int j = 0; j < 8; j++) {
+        s[j][2 * r] = exp2f(s[j][2 * r] - m_use);
+        s[j][2 * r + 1] = exp2f(s[j][2 * r + 1] - m_use);
+        rs += s[j][2 * r] + s[j][2 * r + 1];
+      }
+      l[r] = l[r] * alpha + rs;  // per-lane partial; the quad is summed at the end
+      m[r] = m_new;
+#pragma unroll
+      for (int n = 0; n < NT; n++) {
+        o[n][2 * r] *= alpha;
+        o[n][2 * r + 1] *= alpha;
+      }
+    }
+    // O += P V
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+      uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                        pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                        pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int np = 0; np < NT / 2; np++) {
+        uint32_t bv[4];
+        ldsm_x4_t(bv, bkn_addr<P>(cV, kk * 16, np * 16, lane));
+        mma16816(o[2 * np], pa, bv[0], bv[1]);
+        mma16816(o[2 * np + 1], pa, bv[2], bv[3]);
+      }
+    }
+    __syncthreads();
+  }
+  cp_async_wait<0>();
+
+  bf16* og = a.o + b * a.o_batch + h * D;
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const float lsum = quad_sum(l[r]);
+    const float inv = lsum > 0.f ? 1.f / lsum : 0.f;
+    const int row = q0 + warp * 16 + g + r * 8;
+    if (row < a.Tq) {
+      bf16* orow = og + (long long)row * a.o_row;
+#pragma unroll
+      for (int n = 0; n < NT; n++) {
+        *reinterpret_cast<__nv_bfloat162*>(orow + n * 8 + 2 * t4) =
+            __floats2bfloat162_rn(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
+      }
+      if (t4 == 0)
+        a.lse[((long long)b * a.NH + h) * a.Tq + row] = lsum > 0.f ? m[r] + log2f(lsum) : -INFINITY;
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// dvec[b,h,q] = sum_d dO * O (the D term of FA2's backward); one warp per (b, q, h).
+template <int D>
+__global__ void attn_dvec_kernel(const AttnArgs a) {
+  const long long w = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (w >= (long long)a.B * a.Tq * a.NH) return;
+  const int h = (int)(w % a.NH);
+  const long long bt = w / a.NH;
+  const int t = (int)(bt % a.Tq), b = (int)(bt / a.Tq);
+  const bf16* o = a.o + b * a.o_batch + (long long)t * a.o_row + h * D;
+  const bf16* d = a.dout + b * a.o_batch + (long long)t * a.o_row + h * D;
+  float acc = 0.f;
+  for (int i = lane * 2; i < D; i += 64) {
+    const float2 of = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(o + i));
+    const float2 df = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(d + i));
+    acc += of.x * df.x + of.y * df.y;
+  }
+  acc = warp_sum(acc);
+  if (lane == 0) a.dvec[((long long)b * a.NH + h) * a.Tq + t] = acc;
+}
+
+// ------------------------------------------------------------------------------------------
+// dq: per query tile. P = exp2(s2 - lse2), dP = dO V^T, dS = P (dP - dvec), dQ = scale dS K.
+template <int D, int STAGES>
+__global__ void __launch_bounds__(NTHREADS) attn_dq_kernel(const KParams p) {
+  constexpr int P = D + 8, KT = D / 16, NT = D / 8;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* sQ = reinterpret_cast<bf16*>(smem);
+  bf16* sdO = sQ + TL * P;
+  bf16* sK = sdO + TL * P;
+  bf16* sV = sK + STAGES * TL * P;
+  const AttnArgs& a = p.a;
+  const int qt = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int hl = p.layout_heads > 1 ? h : 0;
+  const int li = (b * p.layout_heads + hl) * p.ntiles + qt;
+  const int e0 = p.off[li], e1 = p.off[li + 1];
+  const bf16* qg = a.q + b * a.q_batch + h * D;
+  const bf16* kg = a.k + b * a.kv_batch + h * D;
+  const bf16* vg = a.v + b * a.kv_batch + h * D;
+  const bf16* dog = a.dout + b * a.o_batch + h * D;
+  const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
+  const int q0 = qt * TL;
+
+  load_tile<D>(sQ, qg, a.q_row, q0, a.Tq, tid);
+  load_tile<D>(sdO, dog, a.o_row, q0, a.Tq, tid);
+  cp_async_commit();
+  if (STAGES == 2 && e1 > e0) {
+    const int kt = p.ent[e0] >> 1;
+    load_tile<D>(sK, kg, a.kv_row, kt * TL, a.Tk, tid);
+    load_tile<D>(sV, vg, a.kv_row, kt * TL, a.Tk, tid);
+  }
+  cp_async_commit();
+
+  // Per-row statistics: rows g and g + 8 of this warp's 16. Rows past Tq get lse = +inf so
+  // that their P is exactly 0.
+  float lse[2], dvr[2];
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int row = q0 + warp * 16 + g + r * 8;
+    const long long idx = ((long long)b * a.NH + h) * a.Tq + row;
+    lse[r] = row < a.Tq ? a.lse[idx] : INFINITY;
+    dvr[r] = row < a.Tq ? a.dvec[idx] : 0.f;
+  }
+  cp_async_wait<1>();
+  __syncthreads();
+  uint32_t qf[KT][4];
+#pragma unroll
+  for (int kk = 0; kk < KT; kk++) ldsm_x4(qf[kk], a_addr<P>(sQ, warp * 16, kk * 16, lane));
+
+  float dq[NT][4];
+#pragma unroll
+  for (int n = 0; n < NT; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
+
+  for (int e = e0; e < e1; e++) {
+    const int ent = p.ent[e], kt = ent >> 1;
+    int buf = 0;
+    if (STAGES == 2) {
+      buf = (e - e0) & 1;
+      if (e + 1 < e1) {
+        const int nk = p.ent[e + 1] >> 1;
+        load_tile<D>(sK + (buf ^ 1) * TL * P, kg, a.kv_row, nk * TL, a.Tk, tid);
+        load_tile<D>(sV + (buf ^ 1) * TL * P, vg, a.kv_row, nk * TL, a.Tk, tid);
+      }
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      load_tile<D>(sK, kg, a.kv_row, kt * TL, a.Tk, tid);
+      load_tile<D>(sV, vg, a.kv_row, kt * TL, a.Tk, tid);
+      cp_async_commit();
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const bf16* cK = sK + buf * TL * P;
+    const bf16* cV = sV + buf * TL * P;
+
+    float s[8][4], dp[8][4];
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+#pragma unroll
+      for (int i = 0; i < 4; i++) s[j][i] = dp[j][i] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < KT; kk++) {
+      uint32_t df[4];
+      ldsm_x4(df, a_addr<P>(sdO, warp * 16, kk * 16, lane));
+#pragma unroll
+      for (int jp = 0; jp < 4; jp++) {
+        uint32_t bk[4], bv[4];
+        ldsm_x4(bk, bnk_addr<P>(cK, jp * 16, kk * 16, lane));
+        mma16816(s[2 * jp], qf[kk], bk[0], bk[1]);
+        mma16816(s[2 * jp + 1], qf[kk], bk[2], bk[3]);
+        ldsm_x4(bv, bnk_addr<P>(cV, jp * 16, kk * 16, lane));
+        mma16816(dp[2 * jp], df, bv[0], bv[1]);
+        mma16816(dp[2 * jp + 1], df, bv[2], bv[3]);
+      }
+    }
+    const bool need_mask = ent & 1;
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        const int r = i >> 1;
+        float pv = exp2f(s[j][i] * p.scale_log2 - lse[r]);
+        if (need_mask) {
+          const int row = q0 + warp * 16 + g + r * 8;
+          const int col = kt * TL + j * 8 + 2 * t4 + (i & 1);
+          if (!allowed(p, hl, row, col, seg)) pv = 0.f;
+        }
+        s[j][i] = pv * (dp[j][i] - dvr[r]);  // dS (without the softmax scale)
+      }
+    // dQ += dS K  (K stored [key][d] = [k][n] for this product)
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+      uint32_t sa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                        pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                        pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int np = 0; np < NT / 2; np++) {
+        uint32_t bk[4];
+        ldsm_x4_t(bk, bkn_addr<P>(cK, kk * 16, np * 16, lane));
+        mma16816(dq[2 * np], sa, bk[0], bk[1]);
+        mma16816(dq[2 * np + 1], sa, bk[2], bk[3]);
+      }
+    }
+    __syncthreads();
+  }
+  cp_async_wait<0>();
+
+  bf16* dqg = a.dq + b * a.dq_batch + h * D;
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int row = q0 + warp * 16 + g + r * 8;
+    if (row >= a.Tq) continue;
+    bf16* out = dqg + (long long)row * a.dq_row;
+#pragma unroll
+    for (int n = 0; n < NT; n++)
+      *reinterpret_cast<__nv_bfloat162*>(out + n * 8 + 2 * t4) =
+          __floats2bfloat162_rn(dq[n][2 * r] * p.scale, dq[n][2 * r + 1] * p.scale);
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// dkv: per key tile; warps own 16 keys. Works on 32-query halves of each query tile to keep
+// the two accumulators (dK, dV: 2 x D/2 registers per lane) plus S^T/dP^T within 255 registers.
+template <int D, int STAGES>
+__global__ void __launch_bounds__(NTHREADS) attn_dkv_kernel(const KParams p) {
+  constexpr int P = D + 8, KT = D / 16, NT = D / 8;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16* sK = reinterpret_cast<bf16*>(smem);
+  bf16* sV = sK + TL * P;
+  bf16* sQ = sV + TL * P;
+  bf16* sdO = sQ + STAGES * TL * P;
+  float* sL = reinterpret_cast<float*>(sdO + STAGES * TL * P);
+  float* sDv = sL + STAGES * TL;
+  const AttnArgs& a = p.a;
+  const int kt = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int hl = p.layout_heads > 1 ? h : 0;
+  const int li = (b * p.layout_heads + hl) * p.ntiles + kt;
+  const int e0 = p.off[li], e1 = p.off[li + 1];
+  const bf16* qg = a.q + b * a.q_batch + h * D;
+  const bf16* kg = a.k + b * a.kv_batch + h * D;
+  const bf16* vg = a.v + b * a.kv_batch + h * D;
+  const bf16* dog = a.dout + b * a.o_batch + h * D;
+  const float* lseg = a.lse + ((long long)b * a.NH + h) * a.Tq;
+  const float* dvg = a.dvec + ((long long)b * a.NH + h) * a.Tq;
+  const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
+  const int k0 = kt * TL;
+
+  auto load_q = [&](int stage, int qt) {
+    load_tile<D>(sQ + stage * TL * P, qg, a.q_row, qt * TL, a.Tq, tid);
+    load_tile<D>(sdO + stage * TL * P, dog, a.o_row, qt * TL, a.Tq, tid);
+    load_vec64(sL + stage * TL, lseg, qt * TL, a.Tq, tid);
+    load_vec64(sDv + stage * TL, dvg, qt * TL, a.Tq, tid);
+  };
+
+  load_tile<D>(sK, kg, a.kv_row, k0, a.Tk, tid);
+  load_tile<D>(sV, vg, a.kv_row, k0, a.Tk, tid);
+  cp_async_commit();
+  if (STAGES == 2 && e1 > e0) load_q(0, p.ent[e0] >> 1);
+  cp_async_commit();
+
+  float dk[NT][4], dv[NT][4];
+#pragma unroll
+  for (int n = 0; n < NT; n++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) dk[n][i] = dv[n][i] = 0.f;
+
+  for (int e = e0; e < e1; e++) {
+    const int ent = p.ent[e], qt = ent >> 1;
+    int buf = 0;
+    if (STAGES == 2) {
+      buf = (e - e0) & 1;
+      if (e + 1 < e1) load_q(buf ^ 1, p.ent[e + 1] >> 1);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      load_q(0, qt);
+      cp_async_commit();
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const bf16* cQ = sQ + buf * TL * P;
+    const bf16* cdO = sdO + buf * TL * P;
+    const float* cL = sL + buf * TL;
+    const float* cDv = sDv + buf * TL;
+    const bool need_mask = ent & 1;
+
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+      const int qbase = half * 32;
+      float s[4][4], dp[4][4];
+#pragma unroll
+      for (int j = 0; j < 4; j++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) s[j][i] = dp[j][i] = 0.f;
+      // S^T = K Q^T and dP^T = V dO^T (rows = this warp's 16 keys, cols = 32 queries)
+#pragma unroll
+      for (int kk = 0; kk < KT; kk++) {
+        uint32_t ka[4], va[4];
+        ldsm_x4(ka, a_addr<P>(sK, warp * 16, kk * 16, lane));
+        ldsm_x4(va, a_addr<P>(sV, warp * 16, kk * 16, lane));
+#pragma unroll
+        for (int jp = 0; jp < 2; jp++) {
+          uint32_t bq[4], bo[4];
+          ldsm_x4(bq, bnk_addr<P>(cQ, qbase + jp * 16, kk * 16, lane));
+          mma16816(s[2 * jp], ka, bq[0], bq[1]);
+          mma16816(s[2 * jp + 1], ka, bq[2], bq[3]);
+          ldsm_x4(bo, bnk_addr<P>(cdO, qbase + jp * 16, kk * 16, lane));
+          mma16816(dp[2 * jp], va, bo[0], bo[1]);
+          mma16816(dp[2 * jp + 1], va, bo[2], bo[3]);
+        }
+      }
+      // P^T and dS^T; element (key row, query col).
+#pragma unroll
+      for (int j = 0; j < 4; j++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+          const int ql = qbase + j * 8 + 2 * t4 + (i & 1);  // query within the tile
+          float pv = exp2f(s[j][i] * p.scale_log2 - cL[ql]);
+          if (need_mask) {
+            const int key = k0 + warp * 16 + g + (i >> 1) * 8;
+            if (!allowed(p, hl, qt * TL + ql, key, seg)) pv = 0.f;
+          }
+          s[j][i] = pv;
+          dp[j][i] = pv * (dp[j][i] - cDv[ql]);
+        }
+      // dV += P^T dO and dK += dS^T Q  (dO, Q stored [query][d] = [k][n])
+#pragma unroll
+      for (int kk = 0; kk < 2; kk++) {
+        uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                          pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                          pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+        uint32_t da[4] = {pack_bf16(dp[2 * kk][0], dp[2 * kk][1]),
+                          pack_bf16(dp[2 * kk][2], dp[2 * kk][3]),
+                          pack_bf16(dp[2 * kk + 1][0], dp[2 * kk + 1][1]),
+                          pack_bf16(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
+#pragma unroll
+        for (int np = 0; np < NT / 2; np++) {
+          uint32_t bo[4], bq[4];
+          ldsm_x4_t(bo, bkn_addr<P>(cdO, qbase + kk * 16, np * 16, lane));
+          mma16816(dv[2 * np], pa, bo[0], bo[1]);
+          mma16816(dv[2 * np + 1], pa, bo[2], bo[3]);
+          ldsm_x4_t(bq, bkn_addr<P>(cQ, qbase + kk * 16, np * 16, lane));
+          mma16816(dk[2 * np], da, bq[0], bq[1]);
+          mma16816(dk[2 * np + 1], da, bq[2], bq[3]);
+        }
+      }
+    }
+    __syncthreads();
+  }
+  cp_async_wait<0>();
+
+  bf16* dkg = a.dk + b * a.dkv_batch + h * D;
+  bf16* dvg2 = a.dv + b * a.dkv_batch + h * D;
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int key = k0 + warp * 16 + g + r * 8;
+    if (key >= a.Tk) continue;
+    bf16* ko = dkg + (long long)key * a.dkv_row;
+    bf16* vo = dvg2 + (long long)key * a.dkv_row;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+      *reinterpret_cast<__nv_bfloat162*>(ko + n * 8 + 2 * t4) =
+          __floats2bfloat162_rn(dk[n][2 * r] * p.scale, dk[n][2 * r + 1] * p.scale);
+      *reinterpret_cast<__nv_bfloat162*>(vo + n * 8 + 2 * t4) =
+          __floats2bfloat162_rn(dv[n][2 * r], dv[n][2 * r + 1]);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+size_t fwd_smem(int D, int stages) { return (size_t)(1 + 2 * stages) * TL * (D + 8) * 2; }
+size_t dq_smem(int D, int stages) { return (size_t)(2 + 2 * stages) * TL * (D + 8) * 2; }
+size_t dkv_smem(int D, int stages) {
+  return (size_t)(2 + 2 * stages) * TL * (D + 8) * 2 + (size_t)2 * stages * TL * 4;
+}
+
+int max_smem_optin() {
+  static int v = -1;
+  if (v < 0) {
+    int dev = 0;
+    LCX_CUDA_CHECK(cudaGetDevice(&dev));
+    LCX_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  }
+  return v;
+}
+
+template <class K>
+void launch(K kernel, dim3 grid, size_t smem, const KParams& p, cudaStream_t stream) {
+  // Raising the dynamic shared memory limit is per kernel and cheap; doing it every launch
+  // keeps this stateless across devices.
+  LCX_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  kernel<<<grid, NTHREADS, smem, stream>>>(p);
+  LCX_LAUNCH_CHECK();
+}
+
+KParams make_params(const AttnArgs& a, const AttnPattern& pat, const AttnPlan& plan) {
+  KParams p{};
+  p.a = a;
+  p.kind = pat.kind;
+  p.window = pat.window;
+  p.nb = pat.nb;
+  p.block = pat.block;
+  p.layout_heads = plan.layout_heads;
+  p.layout = pat.layout_dev;
+  p.scale = 1.0f / std::sqrt((float)a.HS);
+  p.scale_log2 = p.scale * 1.4426950408889634f;
+  return p;
+}
+
+template <int D>
+void fwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
+  KParams p = p0;
+  p.off = plan.d_fwd_off;
+  p.ent = plan.d_fwd_ent;
+  p.ntiles = plan.nqt;
+  const dim3 grid(plan.nqt, p.a.NH, p.a.B);
+  if ((int)fwd_smem(D, 2) <= max_smem_optin())
+    launch(attn_fwd_kernel<D, 2>, grid, fwd_smem(D, 2), p, s);
+  else
+    launch(attn_fwd_kernel<D, 1>, grid, fwd_smem(D, 1), p, s);
+}
+
+template <int D>
+void bwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
+  const AttnArgs& a = p0.a;
+  {
+    const long long warps = (long long)a.B * a.Tq * a.NH;
+    attn_dvec_kernel<D><<<ceil_div(warps, 8), 256, 0, s>>>(a);
+    LCX_LAUNCH_CHECK();
+  }
+  KParams p = p0;
+  p.off = plan.d_fwd_off;
+  p.ent = plan.d_fwd_ent;
+  p.ntiles = plan.nqt;
+  const dim3 gq(plan.nqt, a.NH, a.B);
+  if ((int)dq_smem(D, 2) <= max_smem_optin())
+    launch(attn_dq_kernel<D, 2>, gq, dq_smem(D, 2), p, s);
+  else
+    launch(attn_dq_kernel<D, 1>, gq, dq_smem(D, 1), p, s);
+  p.off = plan.d_bwd_off;
+  p.ent = plan.d_bwd_ent;
+  p.ntiles = plan.nkt;
+  const dim3 gk(plan.nkt, a.NH, a.B);
+  if ((int)dkv_smem(D, 2) <= max_smem_optin())
+    launch(attn_dkv_kernel<D, 2>, gk, dkv_smem(D, 2), p, s);
+  else
+    launch(attn_dkv_kernel<D, 1>, gk, dkv_smem(D, 1), p, s);
+}
+
+}  // namespace
+
+bool attention_head_dim_supported(int hs) { return hs == 32 || hs == 64 || hs == 96 || hs == 128; }
+
+void attention_forward(const AttnArgs& a, const AttnPattern& pat, const AttnPlan& plan,
+                       cudaStream_t stream) {
+  if (a.B == 0 || a.Tq == 0) return;
+  const KParams p = make_params(a, pat, plan);
+  switch (a.HS) {
+    case 32: fwd_d<32>(p, plan, stream); break;
+    case 64: fwd_d<64>(p, plan, stream); break;
+    case 96: fwd_d<96>(p, plan, stream); break;
+    case 128: fwd_d<128>(p, plan, stream); break;
+    default: fail(LCX_ERR_UNSUPPORTED, "CUDA attention: head size %d is not supported (32, 64, 96, 128)", a.HS);
+  }
+}
+
+void attention_backward(const AttnArgs& a, const AttnPattern& pat, const AttnPlan& plan,
+                        cudaStream_t stream) {
+  if (a.B == 0 || a.Tq == 0) return;
+  if (!plan.d_bwd_off) fail(LCX_ERR_INTERNAL, "attention_backward: plan built without backward lists");
+  const KParams p = make_params(a, pat, plan);
+  switch (a.HS) {
+    case 32: bwd_d<32>(p, plan, stream); break;
+    case 64: bwd_d<64>(p, plan, stream); break;
+    case 96: bwd_d<96>(p, plan, stream); break;
+    case 128: bwd_d<128>(p, plan, stream); break;
+    default: fail(LCX_ERR_UNSUPPORTED, "CUDA attention: head size %d is not supported (32, 64, 96, 128)", a.HS);
+  }
+}
+
+}  // namespace lcx::cuda

@@ -1,0 +1,76 @@
+// FlashAttention-2-style attention for the CUDA backend: forward (saving the log-sum-exp) and
+// backward, bf16 in / fp32 accumulate, head dims 32/64/96/128, per-token segment ids, and the
+// three patterns of the engine (dense causal, sliding window, fixed block-sparse).
+//
+// Work is organised in 64 x 64 tiles (queries x keys). A host-built plan (AttnPlan) lists, per
+// query tile, only the key tiles the pattern can reach, each flagged "needs an element mask" or
+// "fully visible"; the backward pass also gets the transposed lists (per key tile, the query
+// tiles). Tiles the pattern masks out entirely are never loaded or computed, so window and
+// sparse layers cost what they attend to, and packed documents skip each other's tiles.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace lcx::cuda {
+
+using bf16 = __nv_bfloat16;
+constexpr int kAttnTile = 64;
+
+// The attention pattern of one layer, as the kernels see it.
+struct AttnPattern {
+  int kind = 0;                     // lcx_attn_kind
+  int window = 0;                   // LCX_ATTN_WINDOW
+  const uint8_t* layout_host = nullptr;  // fixed_sparse_layout (LCX_ATTN_SPARSE), NH or 1 heads
+  const uint8_t* layout_dev = nullptr;
+  int nb = 0, block = 0, layout_heads = 1;
+};
+
+// Tile lists for one (pattern, batch) pair, in device memory. Entry = (tile << 1) | needs_mask.
+struct AttnPlan {
+  int B = 0, Tq = 0, Tk = 0, q_offset = 0, layout_heads = 1;
+  int nqt = 0, nkt = 0;
+  std::vector<int> fwd_off, fwd_ent, bwd_off, bwd_ent;  // host copies
+  int* d_fwd_off = nullptr;  // (B * layout_heads * nqt + 1)
+  int* d_fwd_ent = nullptr;
+  int* d_bwd_off = nullptr;  // (B * layout_heads * nkt + 1)
+  int* d_bwd_ent = nullptr;
+  long long visited_tiles = 0;  // for the cost report (sparse <= dense)
+};
+
+// Builds the host lists. seg (B, Tk) or nullptr. Query i of the plan sits at absolute position
+// q_offset + i; keys are positions 0..Tk-1 (prefill against a KV cache uses q_offset > 0).
+void build_attn_plan(AttnPlan& plan, const AttnPattern& pat, int B, int Tq, int Tk, int q_offset,
+                     const int32_t* seg_host, bool with_backward);
+
+struct AttnArgs {
+  int B = 0, NH = 0, HS = 0, Tq = 0, Tk = 0, q_offset = 0;
+  const bf16 *q = nullptr, *k = nullptr, *v = nullptr;  // head 0 of batch row 0
+  long long q_row = 0, kv_row = 0, q_batch = 0, kv_batch = 0;  // element strides
+  bf16* o = nullptr;
+  long long o_row = 0, o_batch = 0;
+  float* lse = nullptr;                 // (B, NH, Tq), log2 domain
+  const int32_t* seg = nullptr;         // (B, Tk) device, or nullptr
+  long long seg_batch = 0;
+  // backward
+  const bf16* dout = nullptr;           // same strides as o
+  float* dvec = nullptr;                // (B, NH, Tq) scratch: rowsum(dO * O)
+  bf16 *dq = nullptr, *dk = nullptr, *dv = nullptr;
+  long long dq_row = 0, dkv_row = 0, dq_batch = 0, dkv_batch = 0;
+};
+
+bool attention_head_dim_supported(int hs);
+void attention_forward(const AttnArgs& a, const AttnPattern& pat, const AttnPlan& plan,
+                       cudaStream_t stream);
+void attention_backward(const AttnArgs& a, const AttnPattern& pat, const AttnPlan& plan,
+                        cudaStream_t stream);
+
+// Brute-force fp32 reference on the GPU (tests only): one thread per (query, head), the
+// reference predicate lcx::attends for every (query, key) pair. o/dq/dk/dv are fp32 (B,T,NH,HS)
+// contiguous; q/k/v/dout bf16 with the strides of AttnArgs.
+void attention_reference(const AttnArgs& a, const AttnPattern& pat, float* o, float* dq, float* dk,
+                         float* dv, cudaStream_t stream);
+
+}  // namespace lcx::cuda

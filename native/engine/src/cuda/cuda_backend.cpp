@@ -1,0 +1,938 @@
+// The CUDA backend: GPT-2-family training and inference on one GPU, bf16 compute with fp32
+// accumulation, behind the same Backend interface as the CPU reference (core/backend.hpp).
+//
+// Memory plan (why it looks like this):
+// - Parameters live in the canonical layout (longctx.h) on the device, fp32 master weights by
+//   default, or bf16 with stochastic rounding (lcx_train_config.master_dtype = 1). Gradients and
+//   AdamW moments are fp32 in the same layout, so get/set calls are single copies.
+// - In fp32-master mode there is no second, bf16 copy of the model: each layer's four matrices
+//   (and the two biases that go through cuBLASLt's epilogue) are converted into a one-layer
+//   staging buffer right before that layer runs. That costs ~12 bytes of traffic per parameter
+//   per pass (~1% of a step) and saves 2 bytes per parameter (2.6 GB on a 1.3B model). wte gets
+//   a persistent bf16 copy because the classifier reads it once per chunk.
+// - The residual stream is fp32. With activation recompute only the residual entering each
+//   layer is kept (fp32 (B*T, C) per layer); one layer's activations are recomputed right
+//   before its backward.
+// - Biases of the two output projections are added inside the next LayerNorm kernel, since the
+//   projections write the fp32 residual with cuBLASLt beta = 1 (x + y) and no bias epilogue.
+//
+// Every CUDA / cuBLASLt call is checked (cuda_check.hpp); errors are lcx::Error, never exit.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <numeric>
+#include <vector>
+
+#include "../core/backend.hpp"
+#include "../core/config.hpp"
+#include "../core/cuda_options.hpp"
+#include "../core/error.hpp"
+#include "allocator.hpp"
+#include "attention.hpp"
+#include "cuda_check.hpp"
+#include "device_buffer.hpp"
+#include "kernels.hpp"
+#include "matmul.hpp"
+
+namespace lcx {
+namespace cuda {
+
+namespace {
+
+enum Tensor {
+  WTE = 0, WPE, LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FCB, FCPROJW,
+  FCPROJB, LNFW, LNFB
+};
+
+constexpr int kClassifierChunk = 512;  // rows of logits held at once (fp32 + bf16 gradient)
+constexpr int kGenPiece = 1024;        // prefill processes at most this many tokens per pass
+
+size_t round8(size_t v) { return (v + 7) / 8 * 8; }
+
+// Pointers to one layer's bf16 operands of cuBLASLt.
+struct LayerW16 {
+  const bf16 *qkvw, *qkvb, *attprojw, *fcw, *fcb, *fcprojw;
+};
+
+// Activation pointers of one layer (one slot of the activation arrays).
+struct LayerActs {
+  float* res_in;   // (N, C) input residual; its pending bias is added by LN1 when asked
+  float* res_mid;  // (N, C) after attention
+  float* res_out;  // (N, C) after the MLP, or nullptr (recompute: already stored)
+  bf16 *ln1, *qkv, *att, *ln2, *fch, *fchg;
+  float *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd, *lse;
+};
+
+struct PlanSlot {
+  int kind = 0, window = 0;
+  AttnPattern pat;
+  AttnPlan plan;
+  DBuf off, ent, boff, bent;
+};
+
+}  // namespace
+
+class CudaBackend;
+
+class CudaGen : public GenState {
+ public:
+  CudaGen(CudaBackend& be, int max_tokens);
+  void feed(const int32_t* tokens, int n, float* logits) override;
+  int length() const override { return len_; }
+  int capacity() const override { return cap_; }
+  void reset() override { len_ = 0; }
+
+ private:
+  CudaBackend& be_;
+  int cap_, len_ = 0;
+  DBuf w16_;  // full bf16 parameter copy (fp32-master backends), canonical layout
+  DBuf kc_, vc_;  // (L, cap, C) bf16
+  DBuf res_, ln1_, qkv_, att_, resm_, ln2_, fch_, fchg_, stats_, lse_, lnf_, logits_, tok_, pos_;
+  std::vector<PlanSlot> plans_;
+};
+
+class CudaBackend : public Backend {
+ public:
+  explicit CudaBackend(const lcx_config& cfg) {
+    int n = 0;
+    const cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+      (void)cudaGetLastError();
+      fail(LCX_ERR_BACKEND, "CUDA backend: no CUDA device is available (%s)",
+           e != cudaSuccess ? cudaGetErrorString(e) : "no devices");
+    }
+    LCX_CUDA_CHECK(cudaGetDevice(&dev_));
+    LCX_CUDA_CHECK(cudaFree(nullptr));  // creates the primary context for the driver API
+    LCX_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    alloc_.reset(new DeviceAllocator(cuda_allocator_expandable() != 0, dev_));
+    mm_.reset(new Matmul(*alloc_));
+    configure(cfg);
+  }
+
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);
+    free_all();
+    mm_.reset();
+    alloc_.reset();
+    cudaStreamDestroy(stream_);
+  }
+
+  lcx_backend kind() const override { return LCX_BACKEND_CUDA; }
+
+  // ---- configuration and parameters -------------------------------------------------------
+
+  void configure(const lcx_config& cfg) override {
+    const int C = cfg.n_embd, NH = cfg.n_head;
+    if (NH <= 0 || C % NH != 0)
+      fail(LCX_ERR_ARG, "CUDA backend: n_embd %d is not a multiple of n_head %d", C, NH);
+    if (!attention_head_dim_supported(C / NH))
+      fail(LCX_ERR_UNSUPPORTED,
+           "CUDA backend: head size %d (n_embd %d / n_head %d) is not supported; the attention "
+           "kernels support 32, 64, 96 and 128 (use the CPU backend for this model)",
+           C / NH, C, NH);
+    if (C % 8 || cfg.n_inner % 8)
+      fail(LCX_ERR_UNSUPPORTED, "CUDA backend: n_embd (%d) and n_inner (%d) must be multiples of 8",
+           C, cfg.n_inner);
+    LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    free_all();
+    cfg_ = cfg;
+    lay_ = param_layout(cfg);
+    p32_.reset(*alloc_, lay_.total * sizeof(float), "parameters (fp32)");
+    bf16_master_ = false;
+    // Sparse layout for the configured n_positions (the top-left corner serves shorter T).
+    layout_host_.clear();
+    layout_heads_ = 1;
+    bool any_sparse = false;
+    for (int l = 0; l < cfg.n_layer; l++) any_sparse |= cfg.attn_kind[l] == LCX_ATTN_SPARSE;
+    if (any_sparse) {
+      std::vector<uint8_t> full = fixed_sparse_layout(cfg.sparse, NH, cfg.n_positions);
+      nb_ = (cfg.n_positions + cfg.sparse.block - 1) / cfg.sparse.block;
+      layout_heads_ = cfg.sparse.different_layout_per_head ? NH : 1;
+      layout_host_.assign(full.begin(), full.begin() + (size_t)layout_heads_ * nb_ * nb_);
+      layout_dev_.reset(*alloc_, layout_host_.size(), "sparse layout");
+      LCX_CUDA_CHECK(cudaMemcpyAsync(layout_dev_.get(), layout_host_.data(), layout_host_.size(),
+                                     cudaMemcpyHostToDevice, stream_));
+    }
+    staged_layer_ = -1;
+    wte_dirty_ = true;
+  }
+
+  void set_params(const float* host) override {
+    if (!bf16_master_) {
+      LCX_CUDA_CHECK(cudaMemcpyAsync(p32_.get(), host, lay_.total * sizeof(float),
+                                     cudaMemcpyHostToDevice, stream_));
+    } else {
+      chunked_host_to_bf16(p16_.as<bf16>(), host, lay_.total);
+    }
+    LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    params_changed();
+  }
+
+  void get_params(float* host) override {
+    if (!bf16_master_) {
+      LCX_CUDA_CHECK(cudaMemcpyAsync(host, p32_.get(), lay_.total * sizeof(float),
+                                     cudaMemcpyDeviceToHost, stream_));
+    } else {
+      chunked_bf16_to_host(host, p16_.as<bf16>(), lay_.total);
+    }
+    LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  // ---- inference forward ------------------------------------------------------------------
+
+  void forward(const Batch& b, float* nll, float* logits, float* loss) override {
+    const int N = b.B * b.T;
+    prepare_batch(b, /*backward=*/false);
+    ensure_acts(N, /*train=*/false, false);
+    run_forward(b, /*train=*/false);
+    classifier(b, /*train=*/false, 0.f, logits);
+    finish_loss(N, nll, loss);
+  }
+
+  // ---- training ---------------------------------------------------------------------------
+
+  void train_init(const lcx_train_config& c) override {
+    LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    tcfg_ = c;
+    const bool want16 = c.master_dtype == 1;
+    if (want16 && !bf16_master_) {
+      p16_.reset(*alloc_, lay_.total * sizeof(bf16), "parameters (bf16 master)");
+      f32_to_bf16(p16_.as<bf16>(), p32_.as<float>(), lay_.total, stream_);
+      LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      p32_.release();
+      wte16_.release();
+      bf16_master_ = true;
+    } else if (!want16 && bf16_master_) {
+      p32_.reset(*alloc_, lay_.total * sizeof(float), "parameters (fp32)");
+      bf16_to_f32(p32_.as<float>(), p16_.as<bf16>(), lay_.total, stream_);
+      LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      p16_.release();
+      bf16_master_ = false;
+    }
+    if (!grads_) grads_.reset(*alloc_, lay_.total * sizeof(float), "gradients (fp32)");
+    if (!m_) m_.reset(*alloc_, lay_.total * sizeof(float), "AdamW m (fp32)");
+    if (!v_) v_.reset(*alloc_, lay_.total * sizeof(float), "AdamW v (fp32)");
+    LCX_CUDA_CHECK(cudaMemsetAsync(grads_.get(), 0, grads_.bytes(), stream_));
+    LCX_CUDA_CHECK(cudaMemsetAsync(m_.get(), 0, m_.bytes(), stream_));
+    LCX_CUDA_CHECK(cudaMemsetAsync(v_.get(), 0, v_.bytes(), stream_));
+    step_ = 0;
+    params_changed();
+    LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  void zero_grad() override {
+    require_train("zero_grad");
+    LCX_CUDA_CHECK(cudaMemsetAsync(grads_.get(), 0, grads_.bytes(), stream_));
+  }
+
+  float forward_backward(const Batch& b, float grad_scale) override {
+    require_train("forward_backward");
+    if (!b.targets) fail(LCX_ERR_ARG, "forward_backward: batch has no targets");
+    const int N = b.B * b.T;
+    prepare_batch(b, /*backward=*/true);
+    const bool rc = tcfg_.recompute != 0;
+    ensure_acts(N, /*train=*/true, rc);
+    const float dscale = scored_ > 0 ? grad_scale / (float)scored_ : 0.f;
+    run_forward(b, /*train=*/true);
+    classifier(b, /*train=*/true, dscale, nullptr);
+    run_backward(b);
+    float loss = 0.f;
+    finish_loss(N, nullptr, &loss);
+    return loss;
+  }
+
+  float optimizer_step(float lr) override {
+    require_train("optimizer_step");
+    const int nb = grad_norm_blocks();
+    partial_.grow(*alloc_, nb * sizeof(double), "grad norm partials");
+    grad_sumsq(partial_.as<double>(), grads_.as<float>(), lay_.total, stream_);
+    std::vector<double> part(nb);
+    LCX_CUDA_CHECK(cudaMemcpyAsync(part.data(), partial_.get(), nb * sizeof(double),
+                                   cudaMemcpyDeviceToHost, stream_));
+    LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    double ss = 0.0;
+    for (double v : part) ss += v;
+    const double norm = std::sqrt(ss);
+    if (!std::isfinite(norm))
+      fail(LCX_ERR_NUMERIC,
+           "optimizer_step: the gradients hold NaN or Inf (global norm %g); parameters were not "
+           "updated. Lower the learning rate, check the data, or skip this batch.",
+           norm);
+    // torch.nn.utils.clip_grad_norm_: scale by clip / (norm + 1e-6) when that is below 1.
+    float gscale = 1.f;
+    if (tcfg_.grad_clip > 0.f) {
+      const double coef = (double)tcfg_.grad_clip / (norm + 1e-6);
+      if (coef < 1.0) gscale = (float)coef;
+    }
+    step_++;
+    const uint64_t seed = tcfg_.seed * 0x9E3779B97F4A7C15ull + (uint64_t)step_;
+    for (int t = 0; t < LCX_NUM_PARAM_TENSORS; t++) {
+      const size_t off = lay_.offset[t], n = lay_.count[t];
+      const float wd = param_decays(t) ? tcfg_.weight_decay : 0.f;
+      float* g = grads_.as<float>() + off;
+      float* m = m_.as<float>() + off;
+      float* v = v_.as<float>() + off;
+      if (bf16_master_)
+        adamw_update<bf16>(p16_.as<bf16>() + off, g, m, v, n, lr, tcfg_.beta1, tcfg_.beta2,
+                           tcfg_.eps, wd, gscale, step_, seed, off, stream_);
+      else
+        adamw_update<float>(p32_.as<float>() + off, g, m, v, n, lr, tcfg_.beta1, tcfg_.beta2,
+                            tcfg_.eps, wd, gscale, step_, seed, off, stream_);
+    }
+    params_changed();
+    LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return (float)norm;
+  }
+
+  void get_grads(float* host) override {
+    require_train("get_grads");
+    LCX_CUDA_CHECK(cudaMemcpyAsync(host, grads_.get(), grads_.bytes(), cudaMemcpyDeviceToHost, stream_));
+    LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  bool has_optimizer_state() const override { return (bool)m_; }
+  void get_optimizer_state(float* m, float* v) override {
+    require_train("get_optimizer_state");
+    LCX_CUDA_CHECK(cudaMemcpyAsync(m, m_.get(), m_.bytes(), cudaMemcpyDeviceToHost, stream_));
+    LCX_CUDA_CHECK(cudaMemcpyAsync(v, v_.get(), v_.bytes(), cudaMemcpyDeviceToHost, stream_));
+    LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void set_optimizer_state(const float* m, const float* v, int64_t step) override {
+    require_train("set_optimizer_state");
+    LCX_CUDA_CHECK(cudaMemcpyAsync(m_.get(), m, m_.bytes(), cudaMemcpyHostToDevice, stream_));
+    LCX_CUDA_CHECK(cudaMemcpyAsync(v_.get(), v, v_.bytes(), cudaMemcpyHostToDevice, stream_));
+    LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    step_ = step;
+  }
+  int64_t steps() const override { return step_; }
+
+  std::unique_ptr<GenState> gen_create(int max_tokens) override {
+    if (max_tokens <= 0 || max_tokens > cfg_.n_positions)
+      fail(LCX_ERR_ARG, "gen_create: max_tokens %d must be in 1..n_positions (%d)", max_tokens,
+           cfg_.n_positions);
+    return std::unique_ptr<GenState>(new CudaGen(*this, max_tokens));
+  }
+
+  lcx_memory_stats memory_stats() override { return alloc_->stats(); }
+  void reset_peak() override { alloc_->reset_peak(); }
+
+ private:
+  friend class CudaGen;
+
+  // ---- helpers ------------------------------------------------------------------------------
+
+  void require_train(const char* fn) const {
+    if (!grads_) fail(LCX_ERR_ARG, "%s: call train_init first", fn);
+  }
+
+  void params_changed() {
+    staged_layer_ = -1;
+    wte_dirty_ = true;
+  }
+
+  void free_all() {
+    acts_release();
+    for (auto& s : plans_) {
+      s.off.release(); s.ent.release(); s.boff.release(); s.bent.release();
+    }
+    plans_.clear();
+    for (DBuf* b : {&p32_, &p16_, &grads_, &m_, &v_, &wte16_, &layer16_, &layout_dev_, &partial_,
+                    &staging_, &d_tokens_, &d_targets_, &d_pos_, &d_seg_, &d_te_uniq_,
+                    &d_te_start_, &d_te_rows_, &d_pe_uniq_, &d_pe_start_, &d_pe_rows_})
+      b->release();
+    step_ = 0;
+  }
+
+  size_t per_layer(int t) const { return lay_.count[t] / cfg_.n_layer; }
+  // Parameter pointer (fp32 or bf16 master) of tensor t, layer l.
+  const void* P(int t, int l = 0) const {
+    const size_t off = lay_.offset[t] + (size_t)l * (t == WTE || t == WPE || t >= LNFW ? 0 : per_layer(t));
+    return bf16_master_ ? (const void*)(p16_.as<bf16>() + off) : (const void*)(p32_.as<float>() + off);
+  }
+  float* G(int t, int l = 0) const {
+    const size_t off = lay_.offset[t] + (size_t)l * (t == WTE || t == WPE || t >= LNFW ? 0 : per_layer(t));
+    return grads_.as<float>() + off;
+  }
+
+  void ln_fwd(bf16* out, float* mean, float* rstd, float* x, const void* add_bias, const void* w,
+              const void* b, int N) {
+    if (bf16_master_)
+      layernorm_forward<bf16>(out, mean, rstd, x, (const bf16*)add_bias, (const bf16*)w,
+                              (const bf16*)b, N, cfg_.n_embd, cfg_.layer_norm_eps, stream_);
+    else
+      layernorm_forward<float>(out, mean, rstd, x, (const float*)add_bias, (const float*)w,
+                               (const float*)b, N, cfg_.n_embd, cfg_.layer_norm_eps, stream_);
+  }
+  void ln_bwd(float* dx, float* dw, float* db, const bf16* dout, const float* x, const float* mean,
+              const float* rstd, const void* w, int N) {
+    if (bf16_master_)
+      layernorm_backward<bf16>(dx, dw, db, acts_.scratch.as<float>(), dout, x, mean, rstd,
+                               (const bf16*)w, N, cfg_.n_embd, stream_);
+    else
+      layernorm_backward<float>(dx, dw, db, acts_.scratch.as<float>(), dout, x, mean, rstd,
+                                (const float*)w, N, cfg_.n_embd, stream_);
+  }
+
+  // bf16 operands of layer l: straight into the bf16 master, or staged from fp32.
+  LayerW16 layer_w16(int l) {
+    const int t_ids[6] = {QKVW, QKVB, ATTPROJW, FCW, FCB, FCPROJW};
+    const bf16* ptr[6];
+    if (bf16_master_) {
+      for (int i = 0; i < 6; i++) ptr[i] = (const bf16*)P(t_ids[i], l);
+    } else {
+      size_t total = 0;
+      for (int t : t_ids) total += round8(per_layer(t));
+      layer16_.grow(*alloc_, total * sizeof(bf16), "one layer's bf16 weights");
+      bf16* dst = layer16_.as<bf16>();
+      size_t off = 0;
+      for (int i = 0; i < 6; i++) {
+        ptr[i] = dst + off;
+        if (staged_layer_ != l)
+          f32_to_bf16(dst + off, (const float*)P(t_ids[i], l), per_layer(t_ids[i]), stream_);
+        off += round8(per_layer(t_ids[i]));
+      }
+      staged_layer_ = l;
+    }
+    return {ptr[0], ptr[1], ptr[2], ptr[3], ptr[4], ptr[5]};
+  }
+
+  const bf16* wte_bf16() {
+    if (bf16_master_) return (const bf16*)P(WTE);
+    if (wte_dirty_ || !wte16_) {
+      wte16_.grow(*alloc_, lay_.count[WTE] * sizeof(bf16), "wte (bf16 copy)");
+      f32_to_bf16(wte16_.as<bf16>(), (const float*)P(WTE), lay_.count[WTE], stream_);
+      wte_dirty_ = false;
+    }
+    return wte16_.as<bf16>();
+  }
+
+  void chunked_host_to_bf16(bf16* dst, const float* host, size_t n) {
+    const size_t chunk = 16u << 20;
+    staging_.grow(*alloc_, chunk * sizeof(float), "parameter staging");
+    for (size_t i = 0; i < n; i += chunk) {
+      const size_t c = std::min(chunk, n - i);
+      LCX_CUDA_CHECK(cudaMemcpyAsync(staging_.get(), host + i, c * sizeof(float), cudaMemcpyHostToDevice, stream_));
+      f32_to_bf16(dst + i, staging_.as<float>(), c, stream_);
+      LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+  }
+  void chunked_bf16_to_host(float* host, const bf16* src, size_t n) {
+    const size_t chunk = 16u << 20;
+    staging_.grow(*alloc_, chunk * sizeof(float), "parameter staging");
+    for (size_t i = 0; i < n; i += chunk) {
+      const size_t c = std::min(chunk, n - i);
+      bf16_to_f32(staging_.as<float>(), src + i, c, stream_);
+      LCX_CUDA_CHECK(cudaMemcpyAsync(host + i, staging_.get(), c * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+      LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+  }
+
+  template <class T>
+  void upload(DBuf& buf, const T* host, size_t n, const char* what) {
+    buf.grow(*alloc_, std::max<size_t>(n, 1) * sizeof(T), what, /*slack=*/true);
+    if (n)
+      LCX_CUDA_CHECK(cudaMemcpyAsync(buf.get(), host, n * sizeof(T), cudaMemcpyHostToDevice, stream_));
+  }
+
+  // ---- batch preparation (host) -------------------------------------------------------------
+
+  static void buckets(const std::vector<int32_t>& key, std::vector<int32_t>& uniq,
+                      std::vector<int32_t>& start, std::vector<int32_t>& rows) {
+    rows.resize(key.size());
+    std::iota(rows.begin(), rows.end(), 0);
+    std::stable_sort(rows.begin(), rows.end(), [&](int a, int b) { return key[a] < key[b]; });
+    uniq.clear();
+    start.clear();
+    for (size_t i = 0; i < rows.size(); i++) {
+      if (i == 0 || key[rows[i]] != key[rows[i - 1]]) {
+        uniq.push_back(key[rows[i]]);
+        start.push_back((int32_t)i);
+      }
+    }
+    start.push_back((int32_t)rows.size());
+  }
+
+  void prepare_batch(const Batch& b, bool backward) {
+    const int N = b.B * b.T, V = cfg_.vocab_size;
+    if (b.T > cfg_.n_positions)
+      fail(LCX_ERR_ARG, "batch T = %d exceeds n_positions = %d", b.T, cfg_.n_positions);
+    for (int i = 0; i < N; i++)
+      if (b.tokens[i] < 0 || b.tokens[i] >= V)
+        fail(LCX_ERR_ARG, "token %d at index %d is outside the vocabulary (%d)", b.tokens[i], i, V);
+    std::vector<int32_t> pos(N);
+    for (int r = 0; r < b.B; r++)
+      positions_for_row(b.segments ? b.segments + (size_t)r * b.T : nullptr, b.T, pos.data() + (size_t)r * b.T);
+    upload(d_tokens_, b.tokens, N, "batch tokens");
+    upload(d_pos_, pos.data(), N, "batch positions");
+    scored_ = 0;
+    if (b.targets) {
+      for (int i = 0; i < N; i++) {
+        if (b.targets[i] >= V) fail(LCX_ERR_ARG, "target %d at index %d is outside the vocabulary", b.targets[i], i);
+        scored_ += b.targets[i] >= 0;
+      }
+      upload(d_targets_, b.targets, N, "batch targets");
+    }
+    has_targets_ = b.targets != nullptr;
+    if (b.segments) upload(d_seg_, b.segments, N, "batch segments");
+    has_seg_ = b.segments != nullptr;
+    if (backward) {
+      std::vector<int32_t> tok(b.tokens, b.tokens + N), u, s, r;
+      buckets(tok, u, s, r);
+      te_U_ = (int)u.size();
+      upload(d_te_uniq_, u.data(), u.size(), "embedding buckets");
+      upload(d_te_start_, s.data(), s.size(), "embedding buckets");
+      upload(d_te_rows_, r.data(), r.size(), "embedding buckets");
+      buckets(pos, u, s, r);
+      pe_U_ = (int)u.size();
+      upload(d_pe_uniq_, u.data(), u.size(), "embedding buckets");
+      upload(d_pe_start_, s.data(), s.size(), "embedding buckets");
+      upload(d_pe_rows_, r.data(), r.size(), "embedding buckets");
+    }
+    make_plans(plans_, layer_plan_, b.B, b.T, b.T, 0, b.segments, backward);
+  }
+
+ public:
+  // Builds (or rebuilds) one plan per distinct attention pattern of the model, uploads them.
+  void make_plans(std::vector<PlanSlot>& slots, std::vector<int>& layer_slot, int B, int Tq, int Tk,
+                  int q_offset, const int32_t* seg, bool backward) {
+    layer_slot.assign(cfg_.n_layer, 0);
+    for (int l = 0; l < cfg_.n_layer; l++) {
+      const int kind = cfg_.attn_kind[l];
+      const int window = kind == LCX_ATTN_WINDOW ? cfg_.attn_window[l] : 0;
+      int found = -1;
+      for (size_t i = 0; i < slots.size(); i++)
+        if (slots[i].kind == kind && slots[i].window == window) found = (int)i;
+      if (found < 0) {
+        slots.emplace_back();
+        found = (int)slots.size() - 1;
+        slots[found].kind = kind;
+        slots[found].window = window;
+      }
+      layer_slot[l] = found;
+    }
+    for (auto& s : slots) {
+      AttnPattern& pat = s.pat;
+      pat = AttnPattern{};
+      pat.kind = s.kind;
+      pat.window = s.window;
+      if (s.kind == LCX_ATTN_SPARSE) {
+        pat.layout_host = layout_host_.data();
+        pat.layout_dev = layout_dev_.as<uint8_t>();
+        pat.nb = nb_;
+        pat.block = cfg_.sparse.block;
+        pat.layout_heads = layout_heads_;
+      }
+      build_attn_plan(s.plan, pat, B, Tq, Tk, q_offset, seg, backward);
+      upload(s.off, s.plan.fwd_off.data(), s.plan.fwd_off.size(), "attention plan");
+      upload(s.ent, s.plan.fwd_ent.data(), s.plan.fwd_ent.size(), "attention plan");
+      s.plan.d_fwd_off = s.off.as<int>();
+      s.plan.d_fwd_ent = s.ent.as<int>();
+      s.plan.d_bwd_off = nullptr;
+      s.plan.d_bwd_ent = nullptr;
+      if (backward) {
+        upload(s.boff, s.plan.bwd_off.data(), s.plan.bwd_off.size(), "attention plan");
+        upload(s.bent, s.plan.bwd_ent.data(), s.plan.bwd_ent.size(), "attention plan");
+        s.plan.d_bwd_off = s.boff.as<int>();
+        s.plan.d_bwd_ent = s.bent.as<int>();
+      }
+    }
+  }
+
+ private:
+  // ---- activations --------------------------------------------------------------------------
+
+  struct Acts {
+    int N = 0;
+    bool train = false, recompute = false;
+    int nres = 0, nlay = 0, natt = 0;
+    DBuf res, ln1, qkv, att, resm, ln2, fch, fchg, stats, lse, lnf, lnf_stats;
+    DBuf dres, dC, dF, dqkv, dvec, scratch, logits, dlogits, nll;
+  } acts_;
+
+  void acts_release() {
+    for (DBuf* b : {&acts_.res, &acts_.ln1, &acts_.qkv, &acts_.att, &acts_.resm, &acts_.ln2,
+                    &acts_.fch, &acts_.fchg, &acts_.stats, &acts_.lse, &acts_.lnf, &acts_.lnf_stats,
+                    &acts_.dres, &acts_.dC, &acts_.dF, &acts_.dqkv, &acts_.dvec, &acts_.scratch,
+                    &acts_.logits, &acts_.dlogits, &acts_.nll})
+      b->release();
+    acts_.N = 0;
+  }
+
+  // Sized for the largest B*T seen; a smaller batch reuses the buffers, a larger one (a stage
+  // change) frees them and maps new ones in the same address range.
+  void ensure_acts(int N, bool train, bool recompute) {
+    const int L = cfg_.n_layer;
+    const int nres = train ? L + 1 : 2;
+    const int nlay = train && !recompute ? L : 1;
+    // Attention output and its log-sum-exp are kept for every layer even with recompute: the
+    // recompute then redoes the cheap matmul-side work but never the attention forward, the
+    // most expensive thing to redo at long context (8 KB per token per layer at C=2048).
+    const int natt = train ? L : 1;
+    // Training buffers serve inference too (evaluation between steps must not remap memory).
+    if (acts_.N >= N && (train ? acts_.train && acts_.nlay == nlay : true)) return;
+    const int Nc = N;
+    acts_release();
+    const size_t C = cfg_.n_embd, F = cfg_.n_inner, NH = cfg_.n_head, V = cfg_.vocab_size;
+    const size_t n = (size_t)Nc;
+    DeviceAllocator& a = *alloc_;
+    acts_.res.reset(a, nres * n * C * 4, "activations: residual stream");
+    acts_.ln1.reset(a, nlay * n * C * 2, "activations: ln1");
+    acts_.qkv.reset(a, nlay * n * 3 * C * 2, "activations: qkv");
+    acts_.att.reset(a, natt * n * C * 2, "activations: attention out");
+    acts_.resm.reset(a, nlay * n * C * 4, "activations: residual after attention");
+    acts_.ln2.reset(a, nlay * n * C * 2, "activations: ln2");
+    acts_.fch.reset(a, nlay * n * F * 2, "activations: fc");
+    acts_.fchg.reset(a, nlay * n * F * 2, "activations: gelu");
+    acts_.stats.reset(a, nlay * n * 4 * 4, "activations: layernorm stats");
+    acts_.lse.reset(a, natt * n * NH * 4, "activations: attention lse");
+    acts_.lnf.reset(a, n * C * 2, "activations: lnf");
+    acts_.lnf_stats.reset(a, n * 2 * 4, "activations: lnf stats");
+    const size_t R = std::min<size_t>(n, kClassifierChunk), Vp = round8(V);
+    acts_.logits.reset(a, R * Vp * 4, "classifier logits chunk");
+    acts_.nll.reset(a, n * 4, "per-token nll");
+    if (train) {
+      acts_.dres.reset(a, n * C * 4, "gradients: residual");
+      acts_.dC.reset(a, n * C * 2, "gradients: (N, C) bf16");
+      acts_.dF.reset(a, n * std::max(F, C) * 2, "gradients: (N, n_inner) bf16");
+      acts_.dqkv.reset(a, n * 3 * C * 2, "gradients: qkv");
+      acts_.dvec.reset(a, n * NH * 4, "gradients: attention dvec");
+      const size_t sc = std::max(layernorm_backward_scratch((int)C),
+                                 bias_grad_scratch((int)std::max(3 * C, std::max(F, C))));
+      acts_.scratch.reset(a, sc * 4, "gradient reduction scratch");
+      acts_.dlogits.reset(a, R * Vp * 2, "classifier gradient chunk");
+    }
+    acts_.N = Nc;
+    acts_.train = train;
+    acts_.recompute = recompute;
+    acts_.nres = nres;
+    acts_.nlay = nlay;
+    acts_.natt = natt;
+  }
+
+  LayerActs layer_acts(int l, int N, bool train) {
+    const size_t C = cfg_.n_embd, F = cfg_.n_inner, NH = cfg_.n_head, n = (size_t)acts_.N;
+    const size_t s = acts_.nlay == 1 ? 0 : (size_t)l;
+    float* res = acts_.res.as<float>();
+    LayerActs la{};
+    if (train) {
+      la.res_in = res + (size_t)l * n * C;
+      la.res_out = res + (size_t)(l + 1) * n * C;
+    } else {
+      la.res_in = res + (size_t)(l & 1) * n * C;
+      la.res_out = res + (size_t)((l + 1) & 1) * n * C;
+    }
+    la.res_mid = acts_.resm.as<float>() + s * n * C;
+    la.ln1 = acts_.ln1.as<bf16>() + s * n * C;
+    la.qkv = acts_.qkv.as<bf16>() + s * n * 3 * C;
+    const size_t sa = acts_.natt == 1 ? 0 : (size_t)l;
+    la.att = acts_.att.as<bf16>() + sa * n * C;
+    la.ln2 = acts_.ln2.as<bf16>() + s * n * C;
+    la.fch = acts_.fch.as<bf16>() + s * n * F;
+    la.fchg = acts_.fchg.as<bf16>() + s * n * F;
+    float* st = acts_.stats.as<float>() + s * n * 4;
+    la.ln1_mean = st;
+    la.ln1_rstd = st + n;
+    la.ln2_mean = st + 2 * n;
+    la.ln2_rstd = st + 3 * n;
+    la.lse = acts_.lse.as<float>() + sa * n * NH;
+    (void)N;
+    return la;
+  }
+
+  // ---- the layer ----------------------------------------------------------------------------
+
+  using AttnFn = std::function<void(const bf16* qkv, bf16* att, float* lse)>;
+
+  // One transformer block forward. add_bias: the previous block's MLP output bias, still
+  // pending on res_in (nullptr when res_in is complete). res_out == nullptr skips the MLP
+  // output projection (recompute: the block's output is already stored).
+  void layer_forward(int l, const LayerActs& la, const LayerW16& w, int N, const void* add_bias,
+                     const AttnFn& attn) {
+    const int C = cfg_.n_embd, F = cfg_.n_inner;
+    ln_fwd(la.ln1, la.ln1_mean, la.ln1_rstd, la.res_in, add_bias, P(LN1W, l), P(LN1B, l), N);
+    mm_->linear_bf16(la.qkv, la.ln1, w.qkvw, w.qkvb, N, C, 3 * C, stream_);
+    attn(la.qkv, la.att, la.lse);
+    mm_->linear_residual(la.res_mid, la.res_in, la.att, w.attprojw, N, C, C, stream_);
+    ln_fwd(la.ln2, la.ln2_mean, la.ln2_rstd, la.res_mid, P(ATTPROJB, l), P(LN2W, l), P(LN2B, l), N);
+    mm_->linear_bf16(la.fch, la.ln2, w.fcw, w.fcb, N, C, F, stream_);
+    gelu_forward(la.fchg, la.fch, (size_t)N * F, stream_);
+    if (la.res_out) mm_->linear_residual(la.res_out, la.res_mid, la.fchg, w.fcprojw, N, F, C, stream_);
+  }
+
+  AttnArgs self_attn_args(const Batch& b, const bf16* qkv, bf16* att, float* lse) const {
+    const int C = cfg_.n_embd;
+    AttnArgs a{};
+    a.B = b.B; a.NH = cfg_.n_head; a.HS = C / cfg_.n_head; a.Tq = b.T; a.Tk = b.T; a.q_offset = 0;
+    a.q = qkv; a.k = qkv + C; a.v = qkv + 2 * C;
+    a.q_row = a.kv_row = 3 * C;
+    a.q_batch = a.kv_batch = (long long)b.T * 3 * C;
+    a.o = att; a.o_row = C; a.o_batch = (long long)b.T * C;
+    a.lse = lse;
+    a.seg = has_seg_ ? d_seg_.as<int32_t>() : nullptr;
+    a.seg_batch = b.T;
+    return a;
+  }
+
+  void run_forward(const Batch& b, bool train) {
+    const int N = b.B * b.T, C = cfg_.n_embd, L = cfg_.n_layer;
+    float* res0 = acts_.res.as<float>();
+    if (bf16_master_)
+      encoder_forward<bf16>(res0, d_tokens_.as<int32_t>(), d_pos_.as<int32_t>(), (const bf16*)P(WTE),
+                            (const bf16*)P(WPE), N, C, stream_);
+    else
+      encoder_forward<float>(res0, d_tokens_.as<int32_t>(), d_pos_.as<int32_t>(), (const float*)P(WTE),
+                             (const float*)P(WPE), N, C, stream_);
+    for (int l = 0; l < L; l++) {
+      const LayerActs la = layer_acts(l, N, train);
+      const LayerW16 w = layer_w16(l);
+      PlanSlot& ps = plans_[layer_plan_[l]];
+      layer_forward(l, la, w, N, l > 0 ? P(FCPROJB, l - 1) : nullptr,
+                    [&](const bf16* qkv, bf16* att, float* lse) {
+                      attention_forward(self_attn_args(b, qkv, att, lse), ps.pat, ps.plan, stream_);
+                    });
+    }
+    // Final LayerNorm (adds the last block's pending MLP bias to the residual).
+    float* resL = train ? res0 + (size_t)L * acts_.N * C : res0 + (size_t)(L & 1) * acts_.N * C;
+    final_res_ = resL;
+    float* st = acts_.lnf_stats.as<float>();
+    ln_fwd(acts_.lnf.as<bf16>(), st, st + acts_.N, resL, P(FCPROJB, L - 1), P(LNFW), P(LNFB), N);
+  }
+
+  // Logits chunk by chunk; nll per token on the device; in training also dlogits, the
+  // gradient into lnf (dC) and into wte.
+  void classifier(const Batch& b, bool train, float dscale, float* logits_out) {
+    const int N = b.B * b.T, C = cfg_.n_embd, V = cfg_.vocab_size, Vp = (int)round8(V);
+    const bf16* wte = wte_bf16();
+    for (int r0 = 0; r0 < N; r0 += kClassifierChunk) {
+      const int R = std::min(kClassifierChunk, N - r0);
+      const bf16* x = acts_.lnf.as<bf16>() + (size_t)r0 * C;
+      float* lg = acts_.logits.as<float>();
+      mm_->gemm(lg, true, nullptr, wte, true, C, x, false, C, V, R, C, Vp, 1.f, 0.f, nullptr, stream_);
+      classifier_forward_backward(lg, train ? acts_.dlogits.as<bf16>() : nullptr, acts_.nll.as<float>() + r0,
+                                  has_targets_ ? d_targets_.as<int32_t>() + r0 : nullptr, dscale, R, V,
+                                  Vp, stream_);
+      if (logits_out)
+        LCX_CUDA_CHECK(cudaMemcpy2DAsync(logits_out + (size_t)r0 * V, (size_t)V * 4, lg, (size_t)Vp * 4,
+                                         (size_t)V * 4, R, cudaMemcpyDeviceToHost, stream_));
+      if (train) {
+        const bf16* dl = acts_.dlogits.as<bf16>();
+        // dlnf (R, C) = dlogits (R, V) wte (V, C);  dwte (V, C) += dlogits^T lnf
+        mm_->gemm(acts_.dC.as<bf16>() + (size_t)r0 * C, false, nullptr, wte, false, C, dl, false, Vp,
+                  C, R, V, C, 1.f, 0.f, nullptr, stream_);
+        mm_->gemm(G(WTE), true, G(WTE), x, false, C, dl, true, Vp, C, V, R, C, 1.f, 1.f, nullptr, stream_);
+      }
+    }
+  }
+
+  void finish_loss(int N, float* nll_out, float* loss_out) {
+    std::vector<float> nll(N);
+    LCX_CUDA_CHECK(cudaMemcpyAsync(nll.data(), acts_.nll.get(), (size_t)N * 4, cudaMemcpyDeviceToHost, stream_));
+    LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    if (nll_out) std::memcpy(nll_out, nll.data(), (size_t)N * 4);
+    if (loss_out) {
+      double s = 0.0;
+      for (float v : nll) s += v;
+      *loss_out = scored_ > 0 ? (float)(s / scored_) : 0.f;
+    }
+  }
+
+  void run_backward(const Batch& b) {
+    const int N = b.B * b.T, C = cfg_.n_embd, F = cfg_.n_inner, L = cfg_.n_layer;
+    float* dres = acts_.dres.as<float>();
+    bf16* dC = acts_.dC.as<bf16>();
+    bf16* dF = acts_.dF.as<bf16>();
+    bf16* dqkv = acts_.dqkv.as<bf16>();
+    float* scratch = acts_.scratch.as<float>();
+    LCX_CUDA_CHECK(cudaMemsetAsync(dres, 0, (size_t)N * C * 4, stream_));
+    const float* st = acts_.lnf_stats.as<float>();
+    ln_bwd(dres, G(LNFW), G(LNFB), dC, final_res_, st, st + acts_.N, P(LNFW), N);
+    for (int l = L - 1; l >= 0; l--) {
+      LayerActs la = layer_acts(l, N, true);
+      const LayerW16 w = layer_w16(l);
+      PlanSlot& ps = plans_[layer_plan_[l]];
+      if (acts_.recompute && l != L - 1) {  // the last block's activations are still there
+        // res_in already carries its bias (added in the forward); the output is stored.
+        LayerActs rc = la;
+        rc.res_out = nullptr;
+        // att and lse of this layer were kept by the forward: no attention recompute.
+        layer_forward(l, rc, w, N, nullptr, [](const bf16*, bf16*, float*) {});
+      }
+      // dres = d loss / d res_out.  MLP output projection (+ its bias, added on the residual).
+      f32_to_bf16(dC, dres, (size_t)N * C, stream_);
+      bias_backward<float>(G(FCPROJB, l), scratch, dres, N, C, stream_);
+      mm_->linear_dw(G(FCPROJW, l), dC, la.fchg, N, F, C, stream_);
+      mm_->linear_dinp(dF, dC, w.fcprojw, N, F, C, stream_);
+      gelu_backward_inplace(dF, la.fch, (size_t)N * F, stream_);
+      bias_backward<bf16>(G(FCB, l), scratch, dF, N, F, stream_);
+      mm_->linear_dw(G(FCW, l), dF, la.ln2, N, C, F, stream_);
+      mm_->linear_dinp(dC, dF, w.fcw, N, C, F, stream_);
+      ln_bwd(dres, G(LN2W, l), G(LN2B, l), dC, la.res_mid, la.ln2_mean, la.ln2_rstd, P(LN2W, l), N);
+      // dres = d loss / d res_mid.  Attention output projection.
+      f32_to_bf16(dC, dres, (size_t)N * C, stream_);
+      bias_backward<float>(G(ATTPROJB, l), scratch, dres, N, C, stream_);
+      mm_->linear_dw(G(ATTPROJW, l), dC, la.att, N, C, C, stream_);
+      bf16* datt = dF;  // free again; (N, C) fits in (N, max(F, C))
+      mm_->linear_dinp(datt, dC, w.attprojw, N, C, C, stream_);
+      AttnArgs a = self_attn_args(b, la.qkv, la.att, la.lse);
+      a.dout = datt;
+      a.dvec = acts_.dvec.as<float>();
+      a.dq = dqkv; a.dk = dqkv + C; a.dv = dqkv + 2 * C;
+      a.dq_row = a.dkv_row = 3 * C;
+      a.dq_batch = a.dkv_batch = (long long)b.T * 3 * C;
+      attention_backward(a, ps.pat, ps.plan, stream_);
+      bias_backward<bf16>(G(QKVB, l), scratch, dqkv, N, 3 * C, stream_);
+      mm_->linear_dw(G(QKVW, l), dqkv, la.ln1, N, C, 3 * C, stream_);
+      mm_->linear_dinp(dC, dqkv, w.qkvw, N, C, 3 * C, stream_);
+      ln_bwd(dres, G(LN1W, l), G(LN1B, l), dC, la.res_in, la.ln1_mean, la.ln1_rstd, P(LN1W, l), N);
+    }
+    // dres = d loss / d (wte[token] + wpe[pos])
+    embedding_backward(G(WTE), dres, d_te_uniq_.as<int32_t>(), d_te_start_.as<int32_t>(),
+                       d_te_rows_.as<int32_t>(), te_U_, C, stream_);
+    embedding_backward(G(WPE), dres, d_pe_uniq_.as<int32_t>(), d_pe_start_.as<int32_t>(),
+                       d_pe_rows_.as<int32_t>(), pe_U_, C, stream_);
+  }
+
+  // ---- state --------------------------------------------------------------------------------
+  lcx_config cfg_{};
+  lcx_param_layout lay_{};
+  lcx_train_config tcfg_{};
+  int dev_ = 0;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<DeviceAllocator> alloc_;
+  std::unique_ptr<Matmul> mm_;
+
+  bool bf16_master_ = false;
+  DBuf p32_, p16_, grads_, m_, v_, wte16_, layer16_, partial_, staging_;
+  int64_t step_ = 0;
+  int staged_layer_ = -1;
+  bool wte_dirty_ = true;
+
+  std::vector<uint8_t> layout_host_;
+  DBuf layout_dev_;
+  int nb_ = 0, layout_heads_ = 1;
+
+  DBuf d_tokens_, d_targets_, d_pos_, d_seg_;
+  DBuf d_te_uniq_, d_te_start_, d_te_rows_, d_pe_uniq_, d_pe_start_, d_pe_rows_;
+  int te_U_ = 0, pe_U_ = 0, scored_ = 0;
+  bool has_targets_ = false, has_seg_ = false;
+  std::vector<PlanSlot> plans_;
+  std::vector<int> layer_plan_;
+  float* final_res_ = nullptr;
+};
+
+// ---- generation -------------------------------------------------------------------------------
+
+CudaGen::CudaGen(CudaBackend& be, int max_tokens) : be_(be), cap_(max_tokens) {
+  const lcx_config& c = be.cfg_;
+  DeviceAllocator& a = *be.alloc_;
+  if (!be.bf16_master_) {
+    // A bf16 copy of the weights: decoding reads every weight once per token, so staging from
+    // fp32 per token would triple its traffic.
+    w16_.reset(a, be.lay_.total * sizeof(bf16), "generation: bf16 weights");
+    f32_to_bf16(w16_.as<bf16>(), be.p32_.as<float>(), be.lay_.total, be.stream_);
+  }
+  const size_t kv = (size_t)c.n_layer * cap_ * c.n_embd * sizeof(bf16);
+  kc_.reset(a, kv, "generation: K cache");
+  vc_.reset(a, kv, "generation: V cache");
+  LCX_CUDA_CHECK(cudaStreamSynchronize(be.stream_));
+}
+
+void CudaGen::feed(const int32_t* tokens, int n, float* logits) {
+  CudaBackend& be = be_;
+  const lcx_config& c = be.cfg_;
+  const int C = c.n_embd, F = c.n_inner, L = c.n_layer, NH = c.n_head, V = c.vocab_size;
+  if (n < 0 || len_ + n > cap_)
+    fail(LCX_ERR_ARG, "gen feed: %d + %d tokens exceed the cache of %d", len_, n, cap_);
+  for (int i = 0; i < n; i++)
+    if (tokens[i] < 0 || tokens[i] >= V) fail(LCX_ERR_ARG, "gen feed: token %d outside the vocabulary", tokens[i]);
+  if (n == 0) return;
+  DeviceAllocator& a = *be.alloc_;
+  cudaStream_t s = be.stream_;
+  const bf16* W = be.bf16_master_ ? be.p16_.as<bf16>() : w16_.as<bf16>();
+  auto w16_of = [&](int t, int l) { return W + be.lay_.offset[t] + (size_t)l * be.per_layer(t); };
+  for (int done = 0; done < n;) {
+    const int m = std::min(kGenPiece, n - done);
+    const size_t mm = (size_t)std::min(kGenPiece, std::max(m, 1));
+    res_.grow(a, 2 * mm * C * 4, "generation: residual");
+    ln1_.grow(a, mm * C * 2, "generation: activations");
+    qkv_.grow(a, mm * 3 * C * 2, "generation: activations");
+    att_.grow(a, mm * C * 2, "generation: activations");
+    resm_.grow(a, mm * C * 4, "generation: activations");
+    ln2_.grow(a, mm * C * 2, "generation: activations");
+    fch_.grow(a, mm * F * 2, "generation: activations");
+    fchg_.grow(a, mm * F * 2, "generation: activations");
+    stats_.grow(a, mm * 4 * 4, "generation: activations");
+    lse_.grow(a, mm * NH * 4, "generation: activations");
+    lnf_.grow(a, (size_t)C * 2, "generation: activations");
+    logits_.grow(a, round8(V) * 4, "generation: logits");
+    std::vector<int32_t> pos(m);
+    for (int i = 0; i < m; i++) pos[i] = len_ + i;
+    be.upload(tok_, tokens + done, m, "generation: tokens");
+    be.upload(pos_, pos.data(), m, "generation: positions");
+    float* res = res_.as<float>();
+    if (be.bf16_master_)
+      encoder_forward<bf16>(res, tok_.as<int32_t>(), pos_.as<int32_t>(), (const bf16*)be.P(WTE),
+                            (const bf16*)be.P(WPE), m, C, s);
+    else
+      encoder_forward<float>(res, tok_.as<int32_t>(), pos_.as<int32_t>(), (const float*)be.P(WTE),
+                             (const float*)be.P(WPE), m, C, s);
+    std::vector<int> layer_slot;
+    be.make_plans(plans_, layer_slot, 1, m, len_ + m, len_, nullptr, false);
+    for (int l = 0; l < L; l++) {
+      LayerActs la{};
+      la.res_in = res + (size_t)(l & 1) * mm * C;
+      la.res_out = res + (size_t)((l + 1) & 1) * mm * C;
+      la.res_mid = resm_.as<float>();
+      la.ln1 = ln1_.as<bf16>(); la.qkv = qkv_.as<bf16>(); la.att = att_.as<bf16>();
+      la.ln2 = ln2_.as<bf16>(); la.fch = fch_.as<bf16>(); la.fchg = fchg_.as<bf16>();
+      float* st = stats_.as<float>();
+      la.ln1_mean = st; la.ln1_rstd = st + mm; la.ln2_mean = st + 2 * mm; la.ln2_rstd = st + 3 * mm;
+      la.lse = lse_.as<float>();
+      const LayerW16 w{w16_of(QKVW, l), w16_of(QKVB, l), w16_of(ATTPROJW, l), w16_of(FCW, l),
+                       w16_of(FCB, l), w16_of(FCPROJW, l)};
+      PlanSlot& ps = plans_[layer_slot[l]];
+      bf16* kc = kc_.as<bf16>() + (size_t)l * cap_ * C;
+      bf16* vc = vc_.as<bf16>() + (size_t)l * cap_ * C;
+      be.layer_forward(l, la, w, m, l > 0 ? be.P(FCPROJB, l - 1) : nullptr,
+                       [&](const bf16* qkv, bf16* att, float* lse) {
+                         // Append this piece's keys and values, then attend over the cache.
+                         LCX_CUDA_CHECK(cudaMemcpy2DAsync(kc + (size_t)len_ * C, (size_t)C * 2, qkv + C,
+                                                          (size_t)3 * C * 2, (size_t)C * 2, m,
+                                                          cudaMemcpyDeviceToDevice, s));
+                         LCX_CUDA_CHECK(cudaMemcpy2DAsync(vc + (size_t)len_ * C, (size_t)C * 2, qkv + 2 * C,
+                                                          (size_t)3 * C * 2, (size_t)C * 2, m,
+                                                          cudaMemcpyDeviceToDevice, s));
+                         AttnArgs aa{};
+                         aa.B = 1; aa.NH = NH; aa.HS = C / NH; aa.Tq = m; aa.Tk = len_ + m; aa.q_offset = len_;
+                         aa.q = qkv; aa.q_row = 3 * C; aa.q_batch = 0;
+                         aa.k = kc; aa.v = vc; aa.kv_row = C; aa.kv_batch = 0;
+                         aa.o = att; aa.o_row = C; aa.o_batch = 0;
+                         aa.lse = lse;
+                         attention_forward(aa, ps.pat, ps.plan, s);
+                       });
+    }
+    len_ += m;
+    done += m;
+    if (done == n && logits) {
+      // Only the last token's logits: LayerNorm and the classifier on one row.
+      float* last = res + (size_t)(L & 1) * mm * C + (size_t)(m - 1) * C;
+      be.ln_fwd(lnf_.as<bf16>(), nullptr, nullptr, last, be.P(FCPROJB, L - 1), be.P(LNFW), be.P(LNFB), 1);
+      const bf16* wte = W + be.lay_.offset[WTE];
+      be.mm_->linear_f32(logits_.as<float>(), lnf_.as<bf16>(), wte, 1, C, V, s);
+      LCX_CUDA_CHECK(cudaMemcpyAsync(logits, logits_.get(), (size_t)V * 4, cudaMemcpyDeviceToHost, s));
+    }
+  }
+  LCX_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+}  // namespace cuda
+
+bool cuda_backend_built() { return true; }
+
+std::unique_ptr<Backend> make_cuda_backend(const lcx_config& cfg) {
+  return std::unique_ptr<Backend>(new cuda::CudaBackend(cfg));
+}
+
+}  // namespace lcx

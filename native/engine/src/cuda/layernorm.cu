@@ -1,0 +1,140 @@
+// LayerNorm over C channels of fp32 residual rows, bf16 output (the next matmul's operand).
+// Forward optionally adds a pending bias to the residual first: the attention and MLP output
+// projections write x + y with cuBLASLt's beta = 1 (fp32 residual, no bias epilogue on fp32
+// outputs), and their bias lands here, fused with the normalisation that reads x anyway.
+// Backward: dx by one warp per row; dw/db by a column-parallel pass with per-row-block partial
+// sums reduced in a fixed order (deterministic, no atomics).
+#include "common.cuh"
+#include "kernels.hpp"
+
+namespace lcx::cuda {
+
+namespace {
+
+constexpr int kRowBlocks = 128;  // partial sums for weight gradients: fixed, so deterministic
+
+template <class P>
+__global__ void ln_fwd_kernel(bf16* out, float* mean, float* rstd, float* x, const P* add_bias,
+                              const P* w, const P* b, int N, int C, float eps) {
+  const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (row >= N) return;
+  float* xr = x + (size_t)row * C;
+  float sum = 0.f;
+  for (int c = lane; c < C; c += 32) {
+    float v = xr[c];
+    if (add_bias) {
+      v += to_f(add_bias[c]);
+      xr[c] = v;  // each lane re-reads only its own columns below
+    }
+    sum += v;
+  }
+  const float m = warp_sum(sum) / C;
+  float var = 0.f;
+  for (int c = lane; c < C; c += 32) {
+    const float d = xr[c] - m;
+    var += d * d;
+  }
+  const float rs = rsqrtf(warp_sum(var) / C + eps);
+  bf16* orow = out + (size_t)row * C;
+  for (int c = lane; c < C; c += 32)
+    orow[c] = __float2bfloat16_rn((xr[c] - m) * rs * to_f(w[c]) + to_f(b[c]));
+  if (lane == 0) {
+    if (mean) mean[row] = m;
+    if (rstd) rstd[row] = rs;
+  }
+}
+
+// dx += rstd * (dn - mean(dn) - xhat * mean(dn * xhat)),  dn = dout * w
+template <class P>
+__global__ void ln_bwd_dx_kernel(float* dx, const bf16* dout, const float* x, const float* mean,
+                                 const float* rstd, const P* w, int N, int C) {
+  const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (row >= N) return;
+  const float m = mean[row], rs = rstd[row];
+  const float* xr = x + (size_t)row * C;
+  const bf16* dr = dout + (size_t)row * C;
+  float s1 = 0.f, s2 = 0.f;
+  for (int c = lane; c < C; c += 32) {
+    const float dn = __bfloat162float(dr[c]) * to_f(w[c]);
+    s1 += dn;
+    s2 += dn * (xr[c] - m) * rs;
+  }
+  s1 = warp_sum(s1) / C;
+  s2 = warp_sum(s2) / C;
+  float* dxr = dx + (size_t)row * C;
+  for (int c = lane; c < C; c += 32) {
+    const float dn = __bfloat162float(dr[c]) * to_f(w[c]);
+    const float xh = (xr[c] - m) * rs;
+    dxr[c] += rs * (dn - s1 - xh * s2);
+  }
+}
+
+// partial[rb][c] = sum over rows of row-block rb of dout * xhat; partial[rb][C + c] = of dout.
+__global__ void ln_bwd_dw_kernel(float* partial, const bf16* dout, const float* x,
+                                 const float* mean, const float* rstd, int N, int C, int rows_per) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  const int rb = blockIdx.y;
+  if (c >= C) return;
+  const int r0 = rb * rows_per, r1 = min(N, r0 + rows_per);
+  float aw = 0.f, ab = 0.f;
+  for (int r = r0; r < r1; r++) {
+    const float d = __bfloat162float(dout[(size_t)r * C + c]);
+    aw += d * (x[(size_t)r * C + c] - mean[r]) * rstd[r];
+    ab += d;
+  }
+  partial[(size_t)rb * 2 * C + c] = aw;
+  partial[(size_t)rb * 2 * C + C + c] = ab;
+}
+
+__global__ void ln_bwd_reduce_kernel(float* dw, float* db, const float* partial, int nrb, int C) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  float aw = 0.f, ab = 0.f;
+  for (int rb = 0; rb < nrb; rb++) {
+    aw += partial[(size_t)rb * 2 * C + c];
+    ab += partial[(size_t)rb * 2 * C + C + c];
+  }
+  dw[c] += aw;
+  db[c] += ab;
+}
+
+}  // namespace
+
+size_t layernorm_backward_scratch(int C) { return (size_t)kRowBlocks * 2 * C; }
+
+template <class P>
+void layernorm_forward(bf16* out, float* mean, float* rstd, float* x, const P* add_bias,
+                       const P* w, const P* b, int N, int C, float eps, cudaStream_t s) {
+  if (N == 0) return;
+  ln_fwd_kernel<P><<<ceil_div(N, 8), 256, 0, s>>>(out, mean, rstd, x, add_bias, w, b, N, C, eps);
+  LCX_LAUNCH_CHECK();
+}
+
+template <class P>
+void layernorm_backward(float* dx, float* dw, float* db, float* scratch, const bf16* dout,
+                        const float* x, const float* mean, const float* rstd, const P* w, int N,
+                        int C, cudaStream_t s) {
+  if (N == 0) return;
+  ln_bwd_dx_kernel<P><<<ceil_div(N, 8), 256, 0, s>>>(dx, dout, x, mean, rstd, w, N, C);
+  LCX_LAUNCH_CHECK();
+  const int nrb = N < kRowBlocks ? N : kRowBlocks;
+  const int rows_per = ceil_div(N, nrb);
+  ln_bwd_dw_kernel<<<dim3(ceil_div(C, 128), nrb), 128, 0, s>>>(scratch, dout, x, mean, rstd, N, C,
+                                                                rows_per);
+  LCX_LAUNCH_CHECK();
+  ln_bwd_reduce_kernel<<<ceil_div(C, 128), 128, 0, s>>>(dw, db, scratch, nrb, C);
+  LCX_LAUNCH_CHECK();
+}
+
+#define LCX_LN_INST(P)                                                                      \
+  template void layernorm_forward<P>(bf16*, float*, float*, float*, const P*, const P*,     \
+                                     const P*, int, int, float, cudaStream_t);              \
+  template void layernorm_backward<P>(float*, float*, float*, float*, const bf16*,          \
+                                      const float*, const float*, const float*, const P*,   \
+                                      int, int, cudaStream_t);
+LCX_LN_INST(float)
+LCX_LN_INST(bf16)
+
+}  // namespace lcx::cuda

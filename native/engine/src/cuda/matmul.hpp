@@ -1,0 +1,49 @@
+// cuBLASLt matmuls for the CUDA backend: bf16 operands, fp32 accumulation, bf16 or fp32 output,
+// optional bias epilogue (bf16 outputs) and beta-accumulation into an fp32 output (residual
+// stream, weight gradients). Row-major helpers in llm.c's vocabulary sit on top.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <tuple>
+
+namespace lcx::cuda {
+
+using bf16 = __nv_bfloat16;
+class DeviceAllocator;
+
+class Matmul {
+ public:
+  explicit Matmul(DeviceAllocator& alloc);
+  ~Matmul();
+  Matmul(const Matmul&) = delete;
+  Matmul& operator=(const Matmul&) = delete;
+
+  // Column-major core: D (m x n, ldd) = alpha op(A) op(B) + beta C [+ bias(m)], C has D's type
+  // and layout (c may equal d; c ignored when beta == 0). op(A) is m x k, op(B) is k x n.
+  void gemm(void* d, bool d_fp32, const void* c, const bf16* a, bool ta, int lda, const bf16* b,
+            bool tb, int ldb, int m, int n, int k, int ldd, float alpha, float beta,
+            const bf16* bias, cudaStream_t s);
+
+  // out (N, OC) = inp (N, IC) W (OC, IC)^T [+ bias], bf16 out.
+  void linear_bf16(bf16* out, const bf16* inp, const bf16* w, const bf16* bias, int N, int IC,
+                   int OC, cudaStream_t s);
+  // out (N, OC) fp32 = resid (N, OC) fp32 + inp W^T   (the residual add, bias comes later)
+  void linear_residual(float* out, const float* resid, const bf16* inp, const bf16* w, int N,
+                       int IC, int OC, cudaStream_t s);
+  // out (N, OC) fp32 = inp W^T (logits)
+  void linear_f32(float* out, const bf16* inp, const bf16* w, int N, int IC, int OC, cudaStream_t s);
+  // dinp (N, IC) bf16 = dout (N, OC) W (OC, IC)
+  void linear_dinp(bf16* dinp, const bf16* dout, const bf16* w, int N, int IC, int OC, cudaStream_t s);
+  // dw (OC, IC) fp32 += dout^T inp
+  void linear_dw(float* dw, const bf16* dout, const bf16* inp, int N, int IC, int OC, cudaStream_t s);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lcx::cuda

@@ -1,0 +1,387 @@
+// The CUDA backend against the CPU reference on tiny models: logits, per-token NLL, loss, every
+// gradient tensor, 10 AdamW steps with micro-batch accumulation and clipping, activation
+// recompute (must not change a bit), bf16 master weights, NaN detection, KV-cached generation
+// against a full forward, and the device allocator (stats, OOM as an error).
+//
+// Skips (exit 0, with a message) when the engine was built without CUDA or no GPU is present.
+//
+// Tolerances (bf16 operands with fp32 accumulation against an fp32 reference; bf16 has an
+// 8-bit mantissa, so one rounding is ~2e-3 relative and a 2-layer model compounds a few):
+//   logits rel L2 <= 2e-2, per-token NLL abs <= 3e-2, loss abs <= 1e-2
+//   gradient rel L2 per tensor <= 6e-2 (bf16 activations and bf16 gradients of activations)
+//   grad norm rel <= 3e-2, loss per step abs <= 2e-2 over 10 AdamW steps
+//   parameter updates (p10 - p0) rel L2 per tensor <= 0.15 (Adam divides by sqrt(v), so a
+//     gradient element near zero flips sign under bf16 noise; the update stays ~lr either way)
+//   recompute on/off: bit-identical gradients (same kernels on the same inputs)
+//   generation vs full forward, same GPU: logits rel L2 <= 2e-2
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backend.hpp"
+#include "core/config.hpp"
+#include "core/error.hpp"
+#include "testing.hpp"
+#include "tiny_model.hpp"
+#ifdef LCX_CUDA
+#include <cuda_runtime.h>
+
+#include "cuda/allocator.hpp"
+#endif
+
+namespace {
+
+const char* kNames[LCX_NUM_PARAM_TENSORS] = {"wte",     "wpe",      "ln1w",   "ln1b",
+                                            "qkvw",    "qkvb",     "attprojw", "attprojb",
+                                            "ln2w",    "ln2b",     "fcw",    "fcb",
+                                            "fcprojw", "fcprojb",  "lnfw",   "lnfb"};
+
+double rel_l2(const float* a, const float* b, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    const double d = (double)a[i] - (double)b[i];
+    num += d * d;
+    den += (double)b[i] * b[i];
+  }
+  return std::sqrt(num / (den > 0 ? den : 1e-30));
+}
+
+bool check_le(const char* what, double v, double tol) {
+  const bool ok = v <= tol;  // NaN fails
+  std::printf("  %-44s %10.3e  (tol %.1e)  %s\n", what, v, tol, ok ? "ok" : "FAIL");
+  return CHECK(ok);
+}
+
+struct Data {
+  int B, T;
+  std::vector<int32_t> tokens, targets, segments;
+  bool with_segments;
+  lcx::Batch batch() const {
+    return lcx::Batch{tokens.data(), targets.data(), with_segments ? segments.data() : nullptr, B, T};
+  }
+};
+
+Data make_data(int B, int T, int V, uint64_t seed, bool with_segments) {
+  Data d;
+  d.B = B;
+  d.T = T;
+  d.with_segments = with_segments;
+  d.tokens = tiny::random_tokens(B * T, V, seed);
+  d.targets.resize(B * T);
+  tiny::Rng rng(seed ^ 0x55);
+  for (int i = 0; i < B * T; i++) d.targets[i] = rng.below(7) == 0 ? -1 : rng.below(V);
+  d.segments.resize(B * T);
+  for (int b = 0; b < B; b++) {
+    int doc = 0;
+    for (int t = 0; t < T; t++) {
+      // Row 0 holds several documents of uneven length; other rows one document.
+      if (b == 0 && t > 0 && (t % 37 == 0 || t == 5)) doc++;
+      d.segments[b * T + t] = doc;
+    }
+  }
+  return d;
+}
+
+void compare_grads(lcx::Backend& gpu, lcx::Backend& cpu, const lcx_param_layout& lay, double tol,
+                   const char* label) {
+  std::vector<float> g1(lay.total), g0(lay.total);
+  gpu.get_grads(g1.data());
+  cpu.get_grads(g0.data());
+  std::printf("  gradients (%s):\n", label);
+  for (int t = 0; t < LCX_NUM_PARAM_TENSORS; t++) {
+    char what[96];
+    std::snprintf(what, sizeof what, "  grad %s rel L2", kNames[t]);
+    check_le(what, rel_l2(g1.data() + lay.offset[t], g0.data() + lay.offset[t], lay.count[t]), tol);
+  }
+}
+
+lcx_train_config train_cfg(int recompute, int master) {
+  lcx_train_config c{};
+  c.beta1 = 0.9f;
+  c.beta2 = 0.95f;
+  c.eps = 1e-8f;
+  c.weight_decay = 0.1f;
+  c.grad_clip = 1.0f;
+  c.recompute = recompute;
+  c.master_dtype = master;
+  c.seed = 1234;
+  return c;
+}
+
+void run_case(const char* name, const lcx_config& cfg, int B, int T, bool segments) {
+  std::printf("== %s: V=%d C=%d NH=%d L=%d T=%d B=%d%s\n", name, cfg.vocab_size, cfg.n_embd,
+              cfg.n_head, cfg.n_layer, T, B, segments ? " (packed documents)" : "");
+  const lcx_param_layout lay = lcx::param_layout(cfg);
+  const std::vector<float> p0 = tiny::random_params(cfg, 7, 0.1f);
+  auto cpu = lcx::make_cpu_backend(cfg);
+  auto gpu = lcx::make_cuda_backend(cfg);
+  cpu->set_params(p0.data());
+  gpu->set_params(p0.data());
+  {
+    std::vector<float> back(lay.total);
+    gpu->get_params(back.data());
+    CHECK(std::memcmp(back.data(), p0.data(), lay.total * 4) == 0);
+  }
+  const Data d = make_data(B, T, cfg.vocab_size, 11, segments);
+  const lcx::Batch batch = d.batch();
+  const size_t N = (size_t)B * T, V = cfg.vocab_size;
+
+  // ---- inference forward
+  std::vector<float> lg1(N * V), lg0(N * V), nll1(N), nll0(N);
+  float loss1 = 0, loss0 = 0;
+  gpu->forward(batch, nll1.data(), lg1.data(), &loss1);
+  cpu->forward(batch, nll0.data(), lg0.data(), &loss0);
+  check_le("logits rel L2", rel_l2(lg1.data(), lg0.data(), N * V), 2e-2);
+  double nll_err = 0;
+  for (size_t i = 0; i < N; i++) nll_err = std::fmax(nll_err, std::fabs(nll1[i] - nll0[i]));
+  check_le("per-token NLL max abs", nll_err, 3e-2);
+  check_le("loss abs", std::fabs(loss1 - loss0), 1e-2);
+
+  // ---- one forward/backward
+  cpu->train_init(train_cfg(0, 0));
+  gpu->train_init(train_cfg(0, 0));
+  cpu->zero_grad();
+  gpu->zero_grad();
+  const float fl1 = gpu->forward_backward(batch, 1.0f);
+  const float fl0 = cpu->forward_backward(batch, 1.0f);
+  check_le("train loss abs", std::fabs(fl1 - fl0), 1e-2);
+  compare_grads(*gpu, *cpu, lay, 6e-2, "one batch");
+
+  // ---- recompute must not change the gradients
+  {
+    auto gpu_rc = lcx::make_cuda_backend(cfg);
+    gpu_rc->set_params(p0.data());
+    gpu_rc->train_init(train_cfg(1, 0));
+    gpu_rc->zero_grad();
+    gpu_rc->forward_backward(batch, 1.0f);
+    std::vector<float> a(lay.total), b(lay.total);
+    gpu_rc->get_grads(a.data());
+    gpu->get_grads(b.data());
+    check_le("recompute vs stored: grads max rel L2", rel_l2(a.data(), b.data(), lay.total), 0.0);
+  }
+
+  // ---- 10 AdamW steps, two micro-batches each
+  const Data d2 = make_data(B, T, cfg.vocab_size, 99, segments);
+  double worst_loss = 0, worst_norm = 0;
+  for (int step = 0; step < 10; step++) {
+    float l1 = 0, l0 = 0;
+    gpu->zero_grad();
+    cpu->zero_grad();
+    l1 += gpu->forward_backward(d.batch(), 0.5f);
+    l1 += gpu->forward_backward(d2.batch(), 0.5f);
+    l0 += cpu->forward_backward(d.batch(), 0.5f);
+    l0 += cpu->forward_backward(d2.batch(), 0.5f);
+    const float n1 = gpu->optimizer_step(1e-3f), n0 = cpu->optimizer_step(1e-3f);
+    worst_loss = std::fmax(worst_loss, std::fabs(l1 - l0) / 2);
+    worst_norm = std::fmax(worst_norm, std::fabs(n1 - n0) / std::fmax(1e-6, std::fabs(n0)));
+    if (step == 0 || step == 9) std::printf("  step %d: loss gpu %.5f cpu %.5f, norm gpu %.5f cpu %.5f\n", step, l1 / 2, l0 / 2, n1, n0);
+  }
+  check_le("10 steps: loss max abs diff", worst_loss, 2e-2);
+  check_le("10 steps: grad norm max rel diff", worst_norm, 3e-2);
+  CHECK(gpu->steps() == 10);
+  {
+    std::vector<float> q1(lay.total), q0(lay.total);
+    gpu->get_params(q1.data());
+    cpu->get_params(q0.data());
+    for (int t = 0; t < LCX_NUM_PARAM_TENSORS; t++) {
+      std::vector<float> u1(lay.count[t]), u0(lay.count[t]);
+      for (size_t i = 0; i < lay.count[t]; i++) {
+        u1[i] = q1[lay.offset[t] + i] - p0[lay.offset[t] + i];
+        u0[i] = q0[lay.offset[t] + i] - p0[lay.offset[t] + i];
+      }
+      char what[96];
+      std::snprintf(what, sizeof what, "  update %s rel L2 (10 steps)", kNames[t]);
+      check_le(what, rel_l2(u1.data(), u0.data(), u1.size()), 0.15);
+    }
+    // optimizer state round trip
+    std::vector<float> m(lay.total), v(lay.total);
+    gpu->get_optimizer_state(m.data(), v.data());
+    gpu->set_optimizer_state(m.data(), v.data(), gpu->steps());
+    CHECK(gpu->steps() == 10);
+  }
+
+  // ---- bf16 master weights with stochastic rounding: tracks the fp32 CPU run loosely
+  {
+    auto g16 = lcx::make_cuda_backend(cfg);
+    auto c32 = lcx::make_cpu_backend(cfg);
+    g16->set_params(p0.data());
+    c32->set_params(p0.data());
+    g16->train_init(train_cfg(1, 1));
+    c32->train_init(train_cfg(0, 0));
+    float first = 0, last = 0, worst = 0;
+    for (int step = 0; step < 10; step++) {
+      g16->zero_grad();
+      c32->zero_grad();
+      const float l1 = g16->forward_backward(d.batch(), 1.0f);
+      const float l0 = c32->forward_backward(d.batch(), 1.0f);
+      g16->optimizer_step(3e-3f);
+      c32->optimizer_step(3e-3f);
+      if (step == 0) first = l1;
+      last = l1;
+      worst = std::fmax(worst, std::fabs(l1 - l0));
+    }
+    std::printf("  bf16 master: loss %.4f -> %.4f (same batch 10 steps)\n", first, last);
+    check_le("bf16 master: loss max abs diff vs fp32 CPU", worst, 6e-2);
+    CHECK(last < first);
+    std::vector<float> back(lay.total);
+    g16->get_params(back.data());
+    CHECK(std::isfinite(back[0]));
+  }
+
+  // ---- NaN in the gradients: LCX_ERR_NUMERIC and parameters untouched
+  {
+    auto g = lcx::make_cuda_backend(cfg);
+    std::vector<float> bad = p0;
+    bad[lay.offset[0] + (size_t)d.tokens[0] * cfg.n_embd] = NAN;
+    g->set_params(bad.data());
+    g->train_init(train_cfg(0, 0));
+    g->zero_grad();
+    g->forward_backward(batch, 1.0f);
+    std::vector<float> before(lay.total), after(lay.total);
+    g->get_params(before.data());
+    lcx_status st = LCX_OK;
+    try {
+      g->optimizer_step(1e-3f);
+    } catch (const lcx::Error& e) {
+      st = e.status();
+    }
+    CHECK(st == LCX_ERR_NUMERIC);
+    g->get_params(after.data());
+    CHECK(std::memcmp(before.data(), after.data(), lay.total * 4) == 0);
+    CHECK(g->steps() == 0);
+  }
+
+  // ---- KV-cached generation == full forward (same GPU, single document)
+  {
+    auto g = lcx::make_cuda_backend(cfg);
+    g->set_params(p0.data());
+    const int total = T, prefix = T * 2 / 3;
+    std::vector<int32_t> toks(d.tokens.begin(), d.tokens.begin() + total);
+    std::vector<float> full((size_t)total * V);
+    const lcx::Batch one{toks.data(), nullptr, nullptr, 1, total};
+    g->forward(one, nullptr, full.data(), nullptr);
+    auto gen = g->gen_create(total);
+    std::vector<float> lg(V);
+    gen->feed(toks.data(), prefix, lg.data());
+    double worst = rel_l2(lg.data(), full.data() + (size_t)(prefix - 1) * V, V);
+    for (int t = prefix; t < total; t++) {
+      gen->feed(toks.data() + t, 1, lg.data());
+      worst = std::fmax(worst, rel_l2(lg.data(), full.data() + (size_t)t * V, V));
+    }
+    CHECK(gen->length() == total);
+    check_le("generation vs full forward: logits rel L2", worst, 2e-2);
+    gen->reset();
+    gen->feed(toks.data(), total, lg.data());
+    check_le("generation one prefill vs full forward", rel_l2(lg.data(), full.data() + (size_t)(total - 1) * V, V), 2e-2);
+    lcx_status st = LCX_OK;
+    try {
+      gen->feed(toks.data(), 1, lg.data());
+    } catch (const lcx::Error& e) {
+      st = e.status();
+    }
+    CHECK(st == LCX_ERR_ARG);  // cache full
+  }
+
+  // ---- memory stats
+  {
+    const lcx_memory_stats s = gpu->memory_stats();
+    std::printf("  memory: allocated %.1f MiB, mapped %.1f MiB, peak mapped %.1f MiB, expandable %d\n",
+                s.allocated_bytes / 1048576.0, s.mapped_bytes / 1048576.0,
+                s.peak_mapped_bytes / 1048576.0, s.expandable);
+    CHECK(s.allocated_bytes > (int64_t)lay.total * 4);
+    CHECK(s.mapped_bytes >= s.allocated_bytes);
+    CHECK(s.peak_mapped_bytes >= s.mapped_bytes);
+  }
+}
+
+#ifdef LCX_CUDA
+void allocator_tests() {
+  std::printf("== device allocator\n");
+  for (int mode = 1; mode >= 0; mode--) {
+    lcx::cuda::DeviceAllocator a(mode == 1, 0);
+    void* p1 = a.alloc(3 << 20, "test 3 MiB");
+    void* p2 = a.alloc(1000, "test small");
+    void* p3 = a.alloc(64 << 20, "test 64 MiB");
+    lcx_memory_stats s = a.stats();
+    CHECK(s.allocated_bytes >= (3 << 20) + 1000 + (64 << 20));
+    CHECK(s.mapped_bytes >= s.allocated_bytes);
+    CHECK(((uintptr_t)p1 % 256) == 0 && ((uintptr_t)p2 % 256) == 0 && ((uintptr_t)p3 % 256) == 0);
+    CHECK(cudaMemset(p3, 1, 64 << 20) == cudaSuccess);
+    a.free(p3);
+    a.free(p1);
+    s = a.stats();
+    if (mode == 1) CHECK(s.mapped_bytes <= (int64_t)a.chunk_bytes());  // tail chunks released
+    lcx_status st = LCX_OK;
+    std::string msg;
+    try {
+      a.alloc((size_t)1 << 46, "a buffer far larger than the GPU");
+    } catch (const lcx::Error& e) {
+      st = e.status();
+      msg = e.what();
+    }
+    CHECK(st == LCX_ERR_OOM);
+    CHECK(msg.find("asked") != std::string::npos && msg.find("free") != std::string::npos);
+    std::printf("  %s OOM message: %s\n", mode ? "expandable" : "classic", msg.c_str());
+    void* p4 = a.alloc(5 << 20, "after OOM");  // still usable
+    CHECK(p4 != nullptr);
+    CHECK(cudaMemset(p4, 0, 5 << 20) == cudaSuccess);
+    a.free(p4);
+    a.free(p2);
+    CHECK(a.stats().allocated_bytes == 0);
+  }
+}
+#endif
+
+}  // namespace
+
+int main() {
+  if (!lcx::cuda_backend_built()) {
+    std::printf("SKIP test_cuda_backend: this build has no CUDA backend\n");
+    return lcxtest::finish();
+  }
+  {
+    lcx_config probe = tiny::config(64, 64, 2, 1, 256, 64);
+    try {
+      lcx::make_cuda_backend(probe);
+    } catch (const lcx::Error& e) {
+      if (e.status() == LCX_ERR_BACKEND) {
+        std::printf("SKIP test_cuda_backend: %s\n", e.what());
+        return lcxtest::finish();
+      }
+      throw;
+    }
+  }
+  try {
+    {
+      // Dense layers, head size 64, two rows of packed documents, V not a multiple of 8.
+      lcx_config c = tiny::config(100, 128, 2, 2, 512, 256);
+      tiny::set_all_layers(c, LCX_ATTN_DENSE);
+      run_case("dense, HS 64, packed documents", c, 2, 100, true);
+    }
+    {
+      // Block-sparse + sliding window, head size 128, one row longer than a tile pair.
+      lcx_config c = tiny::config(120, 256, 2, 2, 1024, 256);
+      c.attn_kind[0] = LCX_ATTN_SPARSE;
+      c.attn_kind[1] = LCX_ATTN_WINDOW;
+      c.attn_window[1] = 37;
+      c.sparse.block = 16;
+      c.sparse.num_local_blocks = 4;
+      c.sparse.num_global_blocks = 1;
+      c.sparse.different_layout_per_head = 1;
+      c.sparse.num_different_global_patterns = 2;
+      c.sparse.unidirectional = 1;
+      run_case("sparse + window, HS 128", c, 1, 200, false);
+      run_case("sparse + window, HS 128, packed documents", c, 1, 200, true);
+    }
+#ifdef LCX_CUDA
+    allocator_tests();
+#endif
+  } catch (const lcx::Error& e) {
+    std::printf("FAIL: uncaught lcx::Error %d: %s\n", (int)e.status(), e.what());
+    CHECK(false);
+  }
+  return lcxtest::finish();
+}

@@ -1,0 +1,82 @@
+// The C++ test executables of native/tests, one vitest case each, so `npm test` covers them.
+// Builds them with CMake into native/build/ctest (two jobs: the dev machines share two cores);
+// the build step is skipped when nothing under native/ changed since the last good build.
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+
+const root = resolve(import.meta.dirname, '../..')
+const nativeDir = join(root, 'native')
+const buildDir = join(nativeDir, 'build', 'ctest')
+const stamp = join(buildDir, '.lcx-built')
+const jobs = process.env.LCX_BUILD_JOBS ?? '2'
+
+const testNames = existsSync(join(nativeDir, 'tests'))
+  ? readdirSync(join(nativeDir, 'tests'))
+      .filter((f) => /^test_.*\.cpp$/.test(f))
+      .map((f) => f.replace(/\.cpp$/, ''))
+      .sort()
+  : []
+
+function newestSourceMs(): number {
+  let newest = statSync(join(nativeDir, 'CMakeLists.txt')).mtimeMs
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name)
+      if (e.isDirectory()) walk(p)
+      else newest = Math.max(newest, statSync(p).mtimeMs)
+    }
+  }
+  for (const d of ['engine', 'tests', 'bench']) if (existsSync(join(nativeDir, d))) walk(join(nativeDir, d))
+  return newest
+}
+
+function run(cmd: string, args: string[]): { code: number; output: string } {
+  const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 })
+  return { code: r.status ?? 1, output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` }
+}
+
+let buildError: string | null = null
+
+beforeAll(() => {
+  if (testNames.length === 0) return
+  const upToDate = existsSync(stamp) && statSync(stamp).mtimeMs >= newestSourceMs()
+  if (upToDate) return
+  if (!existsSync(join(buildDir, 'CMakeCache.txt'))) {
+    const cfg = run('cmake', ['-S', nativeDir, '-B', buildDir, '-DCMAKE_BUILD_TYPE=Release'])
+    if (cfg.code !== 0) {
+      buildError = `cmake configure failed:\n${cfg.output.slice(-8000)}`
+      return
+    }
+  }
+  const build = run('cmake', ['--build', buildDir, '--parallel', jobs])
+  if (build.code !== 0) {
+    buildError = `cmake --build failed:\n${build.output.slice(-8000)}`
+    return
+  }
+  writeFileSync(stamp, new Date().toISOString())
+}, 1_800_000)
+
+describe('native C++ tests', () => {
+  it('has C++ tests to run', () => {
+    expect(testNames.length).toBeGreaterThan(0)
+  })
+
+  for (const name of testNames) {
+    it(name, async () => {
+      expect(buildError, buildError ?? '').toBeNull()
+      const exe = join(buildDir, name)
+      expect(existsSync(exe), `${exe} was not built`).toBe(true)
+      const { code, output } = await new Promise<{ code: number | null; output: string }>((done) => {
+        const child = spawn(exe, [], { cwd: buildDir })
+        let output = ''
+        child.stdout.on('data', (d) => (output += d))
+        child.stderr.on('data', (d) => (output += d))
+        child.on('close', (code, signal) => done({ code: signal ? -1 : code, output: signal ? `${output}\nkilled by ${signal}` : output }))
+      })
+      // The executable's own output is the failure message.
+      expect(code, `${name} exited with ${code}:\n${output.slice(-12000)}`).toBe(0)
+    }, 600_000)
+  }
+})
