@@ -9,7 +9,8 @@ node_modules (the app's side runs through `npx tsx scripts/tokenize-cli.ts`).
 MODEL_DIR is a local model folder (e.g. a download of gpt2, or ai-forever/rugpt3small_based_on_gpt2).
 For each folder, every string is encoded by:
   - transformers' AutoTokenizer (fast, tokenizer.json when present),
-  - transformers' slow GPT2Tokenizer (vocab.json + merges.txt) when those files exist,
+  - transformers' GPT2Tokenizer on a copy of the folder without tokenizer.json, when it has
+    vocab.json + merges.txt,
   - the app, on the folder as it is and on a copy holding only vocab.json + merges.txt,
 and the ids and decoded text must agree. Prints every mismatch; exits 1 if there is any.
 HF's decode is called with clean_up_tokenization_spaces=False (its cleanup rewrites " ." to "."
@@ -123,7 +124,9 @@ def main():
         refs = {"hf-fast": AutoTokenizer.from_pretrained(model_dir, use_fast=True)}
         vm_dir = vocab_merges_copy(model_dir)
         if vm_dir:
-            refs["hf-slow"] = GPT2Tokenizer.from_pretrained(model_dir)
+            # The folder as transformers sees it without tokenizer.json (the slow GPT2Tokenizer in
+            # transformers 4, the tokenizers-backed one built from vocab.json + merges.txt in 5).
+            refs["hf(vocab+merges)"] = GPT2Tokenizer.from_pretrained(vm_dir)
         ours = {"ours": encode_ours(model_dir, texts)}
         if vm_dir:
             ours["ours(vocab+merges)"] = encode_ours(vm_dir, texts)

@@ -52,26 +52,17 @@ struct Case {
 
 struct DevPlan {
   lcx::cuda::AttnPlan plan;
-  int *off = nullptr, *ent = nullptr, *boff = nullptr, *bent = nullptr;
+  int* bufs[lcx::cuda::kPlanArrays] = {};
   void upload() {
-    auto up = [](int*& d, const std::vector<int>& h) {
-      CK(cudaMalloc(&d, h.size() * sizeof(int)));
-      CK(cudaMemcpy(d, h.data(), h.size() * sizeof(int), cudaMemcpyHostToDevice));
-    };
-    up(off, plan.fwd_off);
-    up(ent, plan.fwd_ent);
-    up(boff, plan.bwd_off);
-    up(bent, plan.bwd_ent);
-    plan.d_fwd_off = off;
-    plan.d_fwd_ent = ent;
-    plan.d_bwd_off = boff;
-    plan.d_bwd_ent = bent;
+    for (int i = 0; i < lcx::cuda::kPlanArrays; i++) {
+      const std::vector<int>& h = plan.h[i];
+      CK(cudaMalloc(&bufs[i], h.size() * sizeof(int)));
+      CK(cudaMemcpy(bufs[i], h.data(), h.size() * sizeof(int), cudaMemcpyHostToDevice));
+      plan.d[i] = bufs[i];
+    }
   }
   ~DevPlan() {
-    cudaFree(off);
-    cudaFree(ent);
-    cudaFree(boff);
-    cudaFree(bent);
+    for (int* b : bufs) cudaFree(b);
   }
 };
 
@@ -95,8 +86,11 @@ std::vector<int32_t> make_segments(int B, int T, int mode, uint64_t seed) {
 
 float bf(bf16 x) { return __bfloat162float(x); }
 
+// ||got - ref|| / max(||ref||, floor). floor matters only when the true gradient vanishes
+// (every query sees only itself: dS = P (dP - dO.O) = 0 exactly), where the kernel's value is
+// rounding noise of bf16 O; it is then measured against the scale of dV instead.
 double rel_l2_bf(const std::vector<bf16>& got, const std::vector<float>& ref, int B, int T, int NH,
-                 int HS, long long row, long long off, bool* nan) {
+                 int HS, long long row, long long off, bool* nan, double floor = 0) {
   double num = 0, den = 0;
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++)
@@ -108,7 +102,13 @@ double rel_l2_bf(const std::vector<bf16>& got, const std::vector<float>& ref, in
           num += (double)(g - r) * (g - r);
           den += (double)r * r;
         }
-  return std::sqrt(num / (den > 0 ? den : 1e-30));
+  return std::sqrt(num) / std::fmax(std::sqrt(den), std::fmax(floor, 1e-30));
+}
+
+double l2(const std::vector<float>& v) {
+  double s = 0;
+  for (float x : v) s += (double)x * x;
+  return std::sqrt(s);
 }
 
 lcx_sparse_config xl_sparse() {
@@ -124,7 +124,7 @@ lcx_sparse_config xl_sparse() {
 
 struct Timing {
   double fwd_ms = 0, bwd_ms = 0;
-  long long tiles = 0;
+  double frac = 0;  // 16 x 16 sub-blocks computed / those of dense causal attention
 };
 
 Timing run(const Case& c, bool check) {
@@ -190,7 +190,10 @@ Timing run(const Case& c, bool check) {
   a.dq_batch = a.dkv_batch = (long long)T * 3 * C;
 
   Timing tm;
-  tm.tiles = dp.plan.visited_tiles;
+  {
+    const long long nqb = (T + 15) / 16;
+    tm.frac = (double)dp.plan.visited_pairs / ((double)B * nqb * (nqb + 1) / 2 * dp.plan.layout_heads);
+  }
   lcx::cuda::attention_forward(a, pat, dp.plan, 0);
   lcx::cuda::attention_backward(a, pat, dp.plan, 0);
   CK(cudaDeviceSynchronize());
@@ -211,13 +214,12 @@ Timing run(const Case& c, bool check) {
     CK(cudaMemcpy(dqkv.data(), d_dqkv, N * 3 * C * 2, cudaMemcpyDeviceToHost));
     bool nan = false;
     const double eo = rel_l2_bf(o, ro, B, T, NH, HS, C, 0, &nan);
-    const double eq = rel_l2_bf(dqkv, rdq, B, T, NH, HS, 3 * C, 0, &nan);
-    const double ek = rel_l2_bf(dqkv, rdk, B, T, NH, HS, 3 * C, C, &nan);
+    const double floor = 0.1 * l2(rdv);
+    const double eq = rel_l2_bf(dqkv, rdq, B, T, NH, HS, 3 * C, 0, &nan, floor);
+    const double ek = rel_l2_bf(dqkv, rdk, B, T, NH, HS, 3 * C, C, &nan, floor);
     const double ev = rel_l2_bf(dqkv, rdv, B, T, NH, HS, 3 * C, 2 * C, &nan);
-    const long long dense_tiles = (long long)B * NH * ((T + 63) / 64) * ((T + 63) / 64 + 1) / 2;
-    std::printf("   O %.2e  dQ %.2e  dK %.2e  dV %.2e  %s  tiles %lld of %lld causal\n", eo, eq,
-                ek, ev, nan ? "NaN/unwritten!" : "all written", tm.tiles * (dp.plan.layout_heads > 1 ? 1 : NH),
-                dense_tiles);
+    std::printf("   O %.2e  dQ %.2e  dK %.2e  dV %.2e  %s  computed %.1f%% of causal\n", eo, eq,
+                ek, ev, nan ? "NaN/unwritten!" : "all written", 100 * tm.frac);
     CHECK(!nan);
     CHECK(eo <= 1e-2);
     CHECK(eq <= 3e-2);
@@ -294,8 +296,8 @@ int main() {
   for (const Case& c : cases) run(c, true);
 
   std::printf("== attention timing (H100 expected; median of 10), causal FLOPs = half of dense\n");
-  std::printf("%-34s %9s %9s %9s %9s %8s\n", "case", "fwd ms", "fwd TF/s", "bwd ms", "bwd TF/s",
-              "tiles%");
+  std::printf("%-34s %9s %9s %9s %9s %8s %8s\n", "case", "fwd ms", "fwd TF/s", "bwd ms", "bwd TF/s",
+              "work%", "vs dense");
   const std::vector<Case> timed = {
       {"dense hs128 NH16 T8192", D, 0, 128, 16, 1, 8192, 0, true},
       {"sparse(XL) hs128 NH16 T8192", S, 0, 128, 16, 1, 8192, 0, true},
@@ -308,13 +310,14 @@ int main() {
   for (const Case& c : timed) {
     const Timing t = run(c, false);
     const double causal_flops = 4.0 * c.B * c.NH * (double)c.T * c.T * c.HS / 2;  // QK^T + PV
-    const long long dense_tiles = (long long)c.B * ((c.T + 63) / 64) * ((c.T + 63) / 64 + 1) / 2;
-    const double frac = (double)t.tiles / (dense_tiles * (c.kind == S ? c.NH : 1));
+    const double frac = t.frac;
     // FLOPs actually needed by the pattern: causal FLOPs scaled by the visited-tile fraction.
     const double flops = causal_flops * frac;
-    if (c.kind == D && c.B == 1 && c.HS == 128) dense_fwd = t.fwd_ms;
-    std::printf("%-34s %9.3f %9.1f %9.3f %9.1f %7.1f%%\n", c.name.c_str(), t.fwd_ms,
-                flops / t.fwd_ms / 1e9, t.bwd_ms, 2.5 * flops / t.bwd_ms / 1e9, 100 * frac);
+    if (c.kind == D) dense_fwd = t.fwd_ms + t.bwd_ms;
+    // "vs dense": this pattern's fwd+bwd time over dense at the same head size (just above).
+    std::printf("%-34s %9.3f %9.1f %9.3f %9.1f %7.1f%% %7.1f%%\n", c.name.c_str(), t.fwd_ms,
+                flops / t.fwd_ms / 1e9, t.bwd_ms, 2.5 * flops / t.bwd_ms / 1e9, 100 * frac,
+                100 * (t.fwd_ms + t.bwd_ms) / dense_fwd);
   }
   (void)dense_fwd;
   return lcxtest::finish();

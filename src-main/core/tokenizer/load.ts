@@ -402,6 +402,8 @@ export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
   const found = await locateFiles(modelDir)
   const kind = kindOf(found)
   if (kind === null) {
+    const isFolder = await stat(modelDir).then((st) => st.isDirectory(), () => false)
+    if (!isFolder) throw new TokenizerFileError(modelDir, 'no such folder')
     const reason = found.vocabJson
       ? 'has vocab.json but no merges.txt (and no tokenizer.json)'
       : found.mergesTxt

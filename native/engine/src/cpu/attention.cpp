@@ -19,6 +19,7 @@
 
 #include "../core/config.hpp"
 #include "kernels.hpp"
+#include "simd.hpp"
 
 namespace lcx::cpu {
 
@@ -79,10 +80,7 @@ float attend_query(float* out, const float* q, const float* kbase, const float* 
   const float scale = 1.0f / std::sqrt((float)HS);
   float mx = -INFINITY;
   for (int j = 0; j < n; j++) {
-    const float* k = kbase + (size_t)keys[j] * kv_stride;
-    float s = 0.0f;
-    for (int c = 0; c < HS; c++) s += q[c] * k[c];
-    s *= scale;
+    const float s = dot(q, kbase + (size_t)keys[j] * kv_stride, HS) * scale;
     scores[j] = s;
     mx = std::max(mx, s);
   }
@@ -164,23 +162,16 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
           const float l = lse[((size_t)b * NH + h) * T + t];
           float* dq = drow0 + t * C3 + h * HS;
 
-          float d_dot_o = 0.0f;
-          for (int c = 0; c < HS; c++) d_dot_o += d[c] * o[c];
-          for (int j = 0; j < n; j++) {
-            const float* k = kbase + (size_t)keys[j] * C3;
-            float s = 0.0f;
-            for (int c = 0; c < HS; c++) s += q[c] * k[c];
-            probs[j] = std::exp(s * scale - l);
-          }
+          const float d_dot_o = dot(d, o, HS);
+          for (int j = 0; j < n; j++)  // the forward's probabilities, bit for bit
+            probs[j] = std::exp(dot(q, kbase + (size_t)keys[j] * C3, HS) * scale - l);
           for (int j = 0; j < n; j++) {
             const size_t kv = (size_t)keys[j] * C3;
             const float* k = kbase + kv;
             const float* v = vbase + kv;
             float* dk = drow0 + kv + C + h * HS;
             float* dv = drow0 + kv + 2 * C + h * HS;
-            float dp = 0.0f;
-            for (int c = 0; c < HS; c++) dp += d[c] * v[c];
-            const float ds = probs[j] * (dp - d_dot_o) * scale;
+            const float ds = probs[j] * (dot(d, v, HS) - d_dot_o) * scale;
             for (int c = 0; c < HS; c++) {
               dq[c] += ds * k[c];
               dk[c] += ds * q[c];

@@ -145,6 +145,8 @@ void CpuBackend::ensure_activations(int N, bool all_layers, bool with_grads) {
     const size_t R = rows;
     const size_t per_layer = R * (8 * C + 2 * F + NH + 4);
     const int slots = all_layers ? cfg_.n_layer : 1;
+    act_rows_ = 0;  // if the allocation throws, nothing claims the old arena
+    layers_.clear();
     acts_.reset(R * C + slots * per_layer + R * (C + 2));
     float* p = acts_.data();
     auto take = [&p](size_t n) {
@@ -176,6 +178,7 @@ void CpuBackend::ensure_activations(int N, bool all_layers, bool with_grads) {
     act_all_layers_ = all_layers;
   }
   if (with_grads && grad_rows_ < N) {
+    grad_rows_ = 0;
     grad_acts_.reset((size_t)N * (5 * C + F));  // dres, dC, dqkv (3C), dF
     grad_rows_ = N;
   }
@@ -184,6 +187,7 @@ void CpuBackend::ensure_activations(int N, bool all_layers, bool with_grads) {
 void CpuBackend::ensure_classifier_scratch(int N) {
   const int rows = classifier_chunk_rows(cfg_.vocab_size, N);
   if (cls_rows_ < rows) {
+    cls_rows_ = 0;
     cls_scratch_.reset((size_t)rows * (cfg_.vocab_size + 2 * (size_t)cfg_.n_embd));
     cls_rows_ = rows;
   }

@@ -99,7 +99,7 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
 
 // ---- classifier.cpp: tied lm_head + softmax cross-entropy, chunked --------------------------
 // Scores the rows of x (N,C) that have a target (targets[n] >= 0) without ever holding (N,V)
-// logits: rows go through in chunks of chunk_rows using scratch (chunk_rows*(V + C) floats).
+// logits: rows go through in chunks of chunk_rows using scratch (chunk_rows*(V + 2C) floats).
 // nll (N, may be null) gets each row's NLL (0 where not scored). When dx is not null this is
 // also the backward: dx (N,C) is written (0 for unscored rows), dwte (V,C) +=, both for the
 // loss dloss_scale * sum(NLL). Returns sum(NLL) over scored rows.

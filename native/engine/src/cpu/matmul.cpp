@@ -4,16 +4,17 @@
 // No BLAS is available, so each product is written as a small register tile (a few rows times
 // a few outputs, whose accumulators stay in registers for a whole slice of the inner dimension)
 // inside cache blocks (a slice of W that stays in L2 while several row tiles reuse it). The
-// tiles are plain loops over fixed-size arrays: GCC vectorises the innermost one.
+// main tiles use 4-float vectors (simd.hpp); the edges are plain loops.
 //
-// Every output of the forward is accumulated in the same order (bias, then k = 0, 1, 2, ...)
-// whatever tile it falls in, so one row gives bit-identical results in a batch of 1000 rows
-// and alone in the KV-cached decoder. Each output is owned by one task, so results do not
+// Every output of the forward is accumulated in the same order (per slice of K_BLOCK inputs a
+// sum from k = 0 up, added to the bias or the previous slices) whatever tile it falls in, so one
+// row gives bit-identical results in a batch of 1000 rows and alone in the KV-cached decoder. Each output is owned by one task, so results do not
 // depend on the number of threads either.
 #include <algorithm>
 #include <vector>
 
 #include "kernels.hpp"
+#include "simd.hpp"
 
 namespace lcx::cpu {
 
@@ -22,68 +23,125 @@ namespace {
 constexpr int ROW_BLOCK = 64;   // rows per task
 constexpr int COL_BLOCK = 64;   // outputs (or inputs) per task
 constexpr int K_BLOCK = 256;    // slice of the reduction dimension kept hot in cache
-constexpr int ROW_TILE = 8;     // forward: rows per register tile (two SSE registers)
+constexpr int ROW_TILE = 8;     // forward: rows per register tile (fwd_tile_8x4)
 constexpr int OUT_TILE = 4;     // forward: outputs per register tile
-constexpr int DROW_TILE = 4;    // backward: rows (or outputs) per register tile
+constexpr int DROW_TILE = 4;    // backward: rows (or outputs) per register tile (*_4x8)
 constexpr int VEC = 8;          // backward: contiguous columns per register tile
 
 int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-// Forward tile: R rows x J outputs over kc inputs. xt is the rows' inputs packed (kc, R) so the
-// innermost loop reads R consecutive floats; w points at J weight rows (stride ldw). The tile
-// starts from bias (first slice) or from what out already holds (later slices).
-template <int R, int J>
-inline void fwd_tile(float* out, int ldo, const float* xt, const float* w, int ldw, int kc,
-                     const float* bias, bool first) {
-  float acc[J][R];
-  for (int j = 0; j < J; j++)
-    for (int r = 0; r < R; r++)
-      acc[j][r] = first ? (bias ? bias[j] : 0.0f) : out[(size_t)r * ldo + j];
+// ---- forward: out[r][j] = bias[j] + sum_k x[r][k] w[j][k] -------------------------------------
+// The rows' inputs come packed (kc, R) in xt, so each k reads R consecutive floats; w points at
+// the tile's weight rows (stride ldw). The slice's sum starts at zero and is then added to the
+// bias (first slice) or to what out holds (later slices): the same sequence of float operations
+// for every output, in the vector tile and in the scalar edge tiles alike.
+
+// 8 rows x 4 outputs: 8 vector accumulators.
+inline void fwd_tile_8x4(float* out, int ldo, const float* xt, const float* w, int ldw, int kc,
+                         const float* bias, bool first) {
+  f4 acc[4][2] = {};
   for (int k = 0; k < kc; k++) {
-    const float* x = xt + (size_t)k * R;
-    for (int j = 0; j < J; j++) {
+    const f4 x0 = load4(xt + (size_t)k * 8), x1 = load4(xt + (size_t)k * 8 + 4);
+    for (int j = 0; j < 4; j++) {
       const float wj = w[(size_t)j * ldw + k];
-      for (int r = 0; r < R; r++) acc[j][r] += wj * x[r];
+      acc[j][0] += wj * x0;
+      acc[j][1] += wj * x1;
     }
   }
+  for (int j = 0; j < 4; j++) {
+    float a[8];
+    store4(a, acc[j][0]);
+    store4(a + 4, acc[j][1]);
+    for (int r = 0; r < 8; r++) {
+      float* o = out + (size_t)r * ldo + j;
+      *o = (first ? (bias ? bias[j] : 0.0f) : *o) + a[r];
+    }
+  }
+}
+
+// Edges (leftover outputs, leftover rows, the decoder's single row): R rows x J outputs.
+template <int R, int J>
+inline void fwd_tile_edge(float* out, int ldo, const float* xt, const float* w, int ldw, int kc,
+                          const float* bias, bool first) {
+  float acc[J][R] = {};
+  for (int k = 0; k < kc; k++)
+    for (int j = 0; j < J; j++)
+      for (int r = 0; r < R; r++) acc[j][r] += w[(size_t)j * ldw + k] * xt[(size_t)k * R + r];
   for (int j = 0; j < J; j++)
-    for (int r = 0; r < R; r++) out[(size_t)r * ldo + j] = acc[j][r];
+    for (int r = 0; r < R; r++) {
+      float* o = out + (size_t)r * ldo + j;
+      *o = (first ? (bias ? bias[j] : 0.0f) : *o) + acc[j][r];
+    }
 }
 
-// Backward tile for dinp: R rows x W inputs, reduced over oc outputs.
-// dinp[r][c] (+)= sum_o dout[r][o] * w[o][c]
-template <int R, int W>
-inline void dinp_tile(float* dinp, int ldi, const float* dout, int ldd, const float* w, int ldw,
-                      int oc, bool first) {
-  float acc[R][W];
-  for (int r = 0; r < R; r++)
-    for (int c = 0; c < W; c++) acc[r][c] = first ? 0.0f : dinp[(size_t)r * ldi + c];
+// ---- dinp[r][c] (+)= sum_o dout[r][o] w[o][c] ----------------------------------------------
+
+// 4 rows x 8 inputs.
+inline void dinp_tile_4x8(float* dinp, int ldi, const float* dout, int ldd, const float* w,
+                          int ldw, int oc, bool first) {
+  f4 acc[4][2] = {};
   for (int o = 0; o < oc; o++) {
-    const float* wr = w + (size_t)o * ldw;
-    for (int r = 0; r < R; r++) {
+    const f4 w0 = load4(w + (size_t)o * ldw), w1 = load4(w + (size_t)o * ldw + 4);
+    for (int r = 0; r < 4; r++) {
       const float d = dout[(size_t)r * ldd + o];
-      for (int c = 0; c < W; c++) acc[r][c] += d * wr[c];
+      acc[r][0] += d * w0;
+      acc[r][1] += d * w1;
     }
   }
-  for (int r = 0; r < R; r++)
-    for (int c = 0; c < W; c++) dinp[(size_t)r * ldi + c] = acc[r][c];
+  for (int r = 0; r < 4; r++) {
+    float* p = dinp + (size_t)r * ldi;
+    store4(p, first ? acc[r][0] : load4(p) + acc[r][0]);
+    store4(p + 4, first ? acc[r][1] : load4(p + 4) + acc[r][1]);
+  }
 }
 
-// Backward tile for dweight: J outputs x W inputs, reduced over nc rows.
-// dw[j][c] += sum_n dout[n][j] * inp[n][c]
+template <int R, int W>
+inline void dinp_tile_edge(float* dinp, int ldi, const float* dout, int ldd, const float* w,
+                           int ldw, int oc, bool first) {
+  float acc[R][W] = {};
+  for (int o = 0; o < oc; o++)
+    for (int r = 0; r < R; r++)
+      for (int c = 0; c < W; c++) acc[r][c] += dout[(size_t)r * ldd + o] * w[(size_t)o * ldw + c];
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < W; c++) {
+      float* d = dinp + (size_t)r * ldi + c;
+      *d = (first ? 0.0f : *d) + acc[r][c];
+    }
+}
+
+// ---- dw[j][c] += sum_n dout[n][j] inp[n][c] ----------------------------------------------
+
+// 4 outputs x 8 inputs.
+inline void dw_tile_4x8(float* dw, int ldw, const float* dout, int ldd, const float* inp, int ldi,
+                        int nc) {
+  f4 acc[4][2];
+  for (int j = 0; j < 4; j++) {
+    acc[j][0] = load4(dw + (size_t)j * ldw);
+    acc[j][1] = load4(dw + (size_t)j * ldw + 4);
+  }
+  for (int n = 0; n < nc; n++) {
+    const f4 x0 = load4(inp + (size_t)n * ldi), x1 = load4(inp + (size_t)n * ldi + 4);
+    for (int j = 0; j < 4; j++) {
+      const float d = dout[(size_t)n * ldd + j];
+      acc[j][0] += d * x0;
+      acc[j][1] += d * x1;
+    }
+  }
+  for (int j = 0; j < 4; j++) {
+    store4(dw + (size_t)j * ldw, acc[j][0]);
+    store4(dw + (size_t)j * ldw + 4, acc[j][1]);
+  }
+}
+
 template <int J, int W>
-inline void dw_tile(float* dw, int ldw, const float* dout, int ldd, const float* inp, int ldi,
-                    int nc) {
+inline void dw_tile_edge(float* dw, int ldw, const float* dout, int ldd, const float* inp, int ldi,
+                         int nc) {
   float acc[J][W];
   for (int j = 0; j < J; j++)
     for (int c = 0; c < W; c++) acc[j][c] = dw[(size_t)j * ldw + c];
-  for (int n = 0; n < nc; n++) {
-    const float* x = inp + (size_t)n * ldi;
-    for (int j = 0; j < J; j++) {
-      const float d = dout[(size_t)n * ldd + j];
-      for (int c = 0; c < W; c++) acc[j][c] += d * x[c];
-    }
-  }
+  for (int n = 0; n < nc; n++)
+    for (int j = 0; j < J; j++)
+      for (int c = 0; c < W; c++) acc[j][c] += dout[(size_t)n * ldd + j] * inp[(size_t)n * ldi + c];
   for (int j = 0; j < J; j++)
     for (int c = 0; c < W; c++) dw[(size_t)j * ldw + c] = acc[j][c];
 }
@@ -113,11 +171,11 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
                 xt[(size_t)k * ROW_TILE + r] = inp[(size_t)(n + r) * IC + k0 + k];
             int o = o0;
             for (; o + OUT_TILE <= o1; o += OUT_TILE)
-              fwd_tile<ROW_TILE, OUT_TILE>(out + (size_t)n * OC + o, OC, xt.data(),
+              fwd_tile_8x4(out + (size_t)n * OC + o, OC, xt.data(),
                                            weight + (size_t)o * IC + k0, IC, kc,
                                            bias ? bias + o : nullptr, first);
             for (; o < o1; o++)
-              fwd_tile<ROW_TILE, 1>(out + (size_t)n * OC + o, OC, xt.data(),
+              fwd_tile_edge<ROW_TILE, 1>(out + (size_t)n * OC + o, OC, xt.data(),
                                     weight + (size_t)o * IC + k0, IC, kc,
                                     bias ? bias + o : nullptr, first);
           }
@@ -126,10 +184,10 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
             const float* x = inp + (size_t)n * IC + k0;
             int o = o0;
             for (; o + 8 <= o1; o += 8)
-              fwd_tile<1, 8>(out + (size_t)n * OC + o, OC, x, weight + (size_t)o * IC + k0, IC,
+              fwd_tile_edge<1, 8>(out + (size_t)n * OC + o, OC, x, weight + (size_t)o * IC + k0, IC,
                              kc, bias ? bias + o : nullptr, first);
             for (; o < o1; o++)
-              fwd_tile<1, 1>(out + (size_t)n * OC + o, OC, x, weight + (size_t)o * IC + k0, IC,
+              fwd_tile_edge<1, 1>(out + (size_t)n * OC + o, OC, x, weight + (size_t)o * IC + k0, IC,
                              kc, bias ? bias + o : nullptr, first);
           }
         }
@@ -159,19 +217,19 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
             const float* d = dout + (size_t)n * OC + o0;
             int i = i0;
             for (; i + VEC <= i1; i += VEC)
-              dinp_tile<DROW_TILE, VEC>(dinp + (size_t)n * IC + i, IC, d, OC, w + i, IC, oc,
+              dinp_tile_4x8(dinp + (size_t)n * IC + i, IC, d, OC, w + i, IC, oc,
                                         first);
             for (; i < i1; i++)
-              dinp_tile<DROW_TILE, 1>(dinp + (size_t)n * IC + i, IC, d, OC, w + i, IC, oc,
+              dinp_tile_edge<DROW_TILE, 1>(dinp + (size_t)n * IC + i, IC, d, OC, w + i, IC, oc,
                                       first);
           }
           for (; n < n1; n++) {
             const float* d = dout + (size_t)n * OC + o0;
             int i = i0;
             for (; i + VEC <= i1; i += VEC)
-              dinp_tile<1, VEC>(dinp + (size_t)n * IC + i, IC, d, OC, w + i, IC, oc, first);
+              dinp_tile_edge<1, VEC>(dinp + (size_t)n * IC + i, IC, d, OC, w + i, IC, oc, first);
             for (; i < i1; i++)
-              dinp_tile<1, 1>(dinp + (size_t)n * IC + i, IC, d, OC, w + i, IC, oc, first);
+              dinp_tile_edge<1, 1>(dinp + (size_t)n * IC + i, IC, d, OC, w + i, IC, oc, first);
           }
         }
       }
@@ -193,16 +251,16 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
         for (; o + DROW_TILE <= o1; o += DROW_TILE) {
           int i = i0;
           for (; i + VEC <= i1; i += VEC)
-            dw_tile<DROW_TILE, VEC>(dweight + (size_t)o * IC + i, IC, d + o, OC, x + i, IC, nc);
+            dw_tile_4x8(dweight + (size_t)o * IC + i, IC, d + o, OC, x + i, IC, nc);
           for (; i < i1; i++)
-            dw_tile<DROW_TILE, 1>(dweight + (size_t)o * IC + i, IC, d + o, OC, x + i, IC, nc);
+            dw_tile_edge<DROW_TILE, 1>(dweight + (size_t)o * IC + i, IC, d + o, OC, x + i, IC, nc);
         }
         for (; o < o1; o++) {
           int i = i0;
           for (; i + VEC <= i1; i += VEC)
-            dw_tile<1, VEC>(dweight + (size_t)o * IC + i, IC, d + o, OC, x + i, IC, nc);
+            dw_tile_edge<1, VEC>(dweight + (size_t)o * IC + i, IC, d + o, OC, x + i, IC, nc);
           for (; i < i1; i++)
-            dw_tile<1, 1>(dweight + (size_t)o * IC + i, IC, d + o, OC, x + i, IC, nc);
+            dw_tile_edge<1, 1>(dweight + (size_t)o * IC + i, IC, d + o, OC, x + i, IC, nc);
         }
       }
     }

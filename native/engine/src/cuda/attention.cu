@@ -1,6 +1,11 @@
 // FlashAttention-2-style kernels (see attention.hpp for the plan and the patterns).
 //
-// Layout: one CTA of 4 warps per (64-row tile, head, batch row); each warp owns 16 rows.
+// Layout: one CTA of 4 warps per (64-row tile, head, batch row); each warp owns 16 rows (one
+// 16-row sub-block). The other side of each product is a "virtual tile": 4 blocks of 16 rows
+// gathered from wherever the plan says (attention.hpp), with a 16-bit mask of which
+// (row sub-block, column block) pairs are computed at all. A warp skips the products of pairs
+// its mask bits say are empty, so sparse patterns cost what they attend to at 16-token
+// granularity, and the element predicate runs only on tiles the plan flags.
 // Matrix products use mma.sync m16n8k16 (bf16 x bf16 -> fp32) with operands from shared memory
 // through ldmatrix; shared rows are padded by 16 bytes so ldmatrix's 8 row addresses fall in
 // distinct banks. Tiles stream through a 2-stage cp.async pipeline when shared memory allows
@@ -35,11 +40,20 @@ struct KParams {
   AttnArgs a;
   int kind, window, nb, block, layout_heads;
   const uint8_t* layout;
-  const int* off;
-  const int* ent;
-  int ntiles;  // query tiles (fwd, dq) or key tiles (dkv)
+  const int* off;     // CSR offsets of the entries of each CTA's list
+  const int4* blk;    // per entry: the 4 gathered blocks of the other side (-1 = empty)
+  const int* flags;   // per entry: 16-bit pair mask | kElem
+  const int4* gblk;   // dkv: the 4 key blocks of each group
+  int ntiles;         // query tiles (fwd, dq) or key groups (dkv) per (batch, layout head)
   float scale_log2, scale;
 };
+
+constexpr int kElem = 1 << 16;
+constexpr int KB = kAttnBlock;
+
+__device__ __forceinline__ int comp(const int4& v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return (uint32_t)__cvta_generic_to_shared(p);
@@ -101,23 +115,29 @@ __device__ __forceinline__ const bf16* bkn_addr(const bf16* tile, int k0, int n0
   return tile + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * P + n0 + (lane >> 4) * 8;
 }
 
-// 64 rows x D columns from global (row stride in elements) into a padded tile; rows outside
-// [0, limit) are zero-filled (their source address is clamped to row 0, never read).
+// 64 rows x D columns from global (row stride in elements) into a padded tile, gathered from
+// 4 blocks of 16 rows (blk, -1 = empty); rows outside [0, limit) or of empty blocks are
+// zero-filled (their source address is clamped to row 0, never read).
 template <int D>
-__device__ __forceinline__ void load_tile(bf16* s, const bf16* g, long long row_stride, int row0,
+__device__ __forceinline__ void load_tile(bf16* s, const bf16* g, long long row_stride, int4 blk,
                                           int limit, int tid) {
   constexpr int P = D + 8, CPR = D / 8;  // 16-byte chunks per row
+#pragma unroll
   for (int c = tid; c < TL * CPR; c += NTHREADS) {
-    const int r = c / CPR, col = (c % CPR) * 8, gr = row0 + r;
-    const bool ok = gr < limit;
+    const int r = c / CPR, col = (c % CPR) * 8;
+    const int b = comp(blk, r / KB), gr = b * KB + (r % KB);
+    const bool ok = b >= 0 && gr < limit;
     cp_async16(s + r * P + col, g + (long long)(ok ? gr : 0) * row_stride + col, ok ? 16 : 0);
   }
 }
-__device__ __forceinline__ void load_vec64(float* s, const float* g, int row0, int limit,
-                                           int tid) {
+__device__ __forceinline__ int4 contiguous_blocks(int tile) {
+  return make_int4(tile * 4, tile * 4 + 1, tile * 4 + 2, tile * 4 + 3);
+}
+__device__ __forceinline__ void load_vec64(float* s, const float* g, int4 blk, int limit, int tid) {
   if (tid < TL) {
-    const bool ok = row0 + tid < limit;
-    cp_async4(s + tid, g + (ok ? row0 + tid : 0), ok ? 4 : 0);
+    const int b = comp(blk, tid / KB), gr = b * KB + (tid % KB);
+    const bool ok = b >= 0 && gr < limit;
+    cp_async4(s + tid, g + (ok ? gr : 0), ok ? 4 : 0);
   }
 }
 
@@ -145,6 +165,129 @@ __device__ __forceinline__ float quad_sum(float v) {
 }
 
 // ------------------------------------------------------------------------------------------
+// Tile products shared by the kernels. FULL = every slot of the virtual tile is computed: the
+// loop is then branch-free, so the compiler can hoist the ldmatrix loads ahead of the mma's
+// (with a per-slot branch each load/mma pair becomes its own basic block and its latency shows:
+// run 2 measured dense 45% slower before this split).
+
+// s (16 rows x 64 cols) = A (16 x D, registers) . B^T, B = 64 rows of a [n][k] tile.
+template <int P, int KT, bool FULL>
+__device__ __forceinline__ void prod_abt(float (&s)[8][4], const uint32_t (&af)[KT][4],
+                                         const bf16* tile, int wb, int lane) {
+#pragma unroll
+  for (int j = 0; j < 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < KT; kk++)
+#pragma unroll
+    for (int jp = 0; jp < 4; jp++) {
+      if (!FULL && !((wb >> jp) & 1)) continue;
+      uint32_t bk[4];
+      ldsm_x4(bk, bnk_addr<P>(tile, jp * 16, kk * 16, lane));
+      mma16816(s[2 * jp], af[kk], bk[0], bk[1]);
+      mma16816(s[2 * jp + 1], af[kk], bk[2], bk[3]);
+    }
+}
+// acc (16 x D) += S (16 x 64, registers, rounded to bf16) . tile (64 x D, [k][n]).
+template <int P, int NT, bool FULL>
+__device__ __forceinline__ void prod_sv(float (&acc)[NT][4], const float (&s)[8][4],
+                                        const bf16* tile, int wb, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < 4; kk++) {
+    if (!FULL && !((wb >> kk) & 1)) continue;
+    uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                      pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                      pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+    for (int np = 0; np < NT / 2; np++) {
+      uint32_t bv[4];
+      ldsm_x4_t(bv, bkn_addr<P>(tile, kk * 16, np * 16, lane));
+      mma16816(acc[2 * np], pa, bv[0], bv[1]);
+      mma16816(acc[2 * np + 1], pa, bv[2], bv[3]);
+    }
+  }
+}
+// dq kernel: s = Q K^T and dp = dO V^T together (dO fragments from shared memory).
+template <int P, int KT, bool FULL>
+__device__ __forceinline__ void prod_s_dp(float (&s)[8][4], float (&dp)[8][4],
+                                          const uint32_t (&qf)[KT][4], const bf16* sdO, int row0,
+                                          const bf16* cK, const bf16* cV, int wb, int lane) {
+#pragma unroll
+  for (int j = 0; j < 8; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) s[j][i] = dp[j][i] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < KT; kk++) {
+    uint32_t df[4];
+    ldsm_x4(df, a_addr<P>(sdO, row0, kk * 16, lane));
+#pragma unroll
+    for (int jp = 0; jp < 4; jp++) {
+      if (!FULL && !((wb >> jp) & 1)) continue;
+      uint32_t bk[4], bv[4];
+      ldsm_x4(bk, bnk_addr<P>(cK, jp * 16, kk * 16, lane));
+      mma16816(s[2 * jp], qf[kk], bk[0], bk[1]);
+      mma16816(s[2 * jp + 1], qf[kk], bk[2], bk[3]);
+      ldsm_x4(bv, bnk_addr<P>(cV, jp * 16, kk * 16, lane));
+      mma16816(dp[2 * jp], df, bv[0], bv[1]);
+      mma16816(dp[2 * jp + 1], df, bv[2], bv[3]);
+    }
+  }
+}
+// dkv kernel, one 32-query half: s^T = K Q^T, dp^T = V dO^T (rows = the warp's 16 keys).
+template <int P, int KT, bool FULL>
+__device__ __forceinline__ void prod_st_dpt(float (&s)[4][4], float (&dp)[4][4], const bf16* sK,
+                                            const bf16* sV, int row0, const bf16* cQ,
+                                            const bf16* cdO, int qbase, int hb, int lane) {
+#pragma unroll
+  for (int j = 0; j < 4; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) s[j][i] = dp[j][i] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < KT; kk++) {
+    uint32_t ka[4], va[4];
+    ldsm_x4(ka, a_addr<P>(sK, row0, kk * 16, lane));
+    ldsm_x4(va, a_addr<P>(sV, row0, kk * 16, lane));
+#pragma unroll
+    for (int jp = 0; jp < 2; jp++) {
+      if (!FULL && !((hb >> jp) & 1)) continue;
+      uint32_t bq[4], bo[4];
+      ldsm_x4(bq, bnk_addr<P>(cQ, qbase + jp * 16, kk * 16, lane));
+      mma16816(s[2 * jp], ka, bq[0], bq[1]);
+      mma16816(s[2 * jp + 1], ka, bq[2], bq[3]);
+      ldsm_x4(bo, bnk_addr<P>(cdO, qbase + jp * 16, kk * 16, lane));
+      mma16816(dp[2 * jp], va, bo[0], bo[1]);
+      mma16816(dp[2 * jp + 1], va, bo[2], bo[3]);
+    }
+  }
+}
+// dkv kernel, one half: dV += P^T dO and dK += dS^T Q (dO, Q stored [query][d] = [k][n]).
+template <int P, int NT, bool FULL>
+__device__ __forceinline__ void prod_dkv(float (&dv)[NT][4], float (&dk)[NT][4],
+                                         const float (&s)[4][4], const float (&dp)[4][4],
+                                         const bf16* cQ, const bf16* cdO, int qbase, int hb,
+                                         int lane) {
+#pragma unroll
+  for (int kk = 0; kk < 2; kk++) {
+    if (!FULL && !((hb >> kk) & 1)) continue;
+    uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                      pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                      pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+    uint32_t da[4] = {pack_bf16(dp[2 * kk][0], dp[2 * kk][1]), pack_bf16(dp[2 * kk][2], dp[2 * kk][3]),
+                      pack_bf16(dp[2 * kk + 1][0], dp[2 * kk + 1][1]),
+                      pack_bf16(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
+#pragma unroll
+    for (int np = 0; np < NT / 2; np++) {
+      uint32_t bo[4], bq[4];
+      ldsm_x4_t(bo, bkn_addr<P>(cdO, qbase + kk * 16, np * 16, lane));
+      mma16816(dv[2 * np], pa, bo[0], bo[1]);
+      mma16816(dv[2 * np + 1], pa, bo[2], bo[3]);
+      ldsm_x4_t(bq, bkn_addr<P>(cQ, qbase + kk * 16, np * 16, lane));
+      mma16816(dk[2 * np], da, bq[0], bq[1]);
+      mma16816(dk[2 * np + 1], da, bq[2], bq[3]);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------
 // forward: O = softmax(Q K^T * scale) V over the allowed keys, and lse2 per query
 template <int D, int STAGES>
 __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const KParams p) {
@@ -154,7 +297,8 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const KParams p) {
   bf16* sK = sQ + TL * P;
   bf16* sV = sK + STAGES * TL * P;
   const AttnArgs& a = p.a;
-  const int qt = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  // Heaviest tiles first (late query tiles see the most keys): the last wave is then short.
+  const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int hl = p.layout_heads > 1 ? h : 0;
   const int li = (b * p.layout_heads + hl) * p.ntiles + qt;
@@ -165,12 +309,11 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const KParams p) {
   const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
   const int q0 = qt * TL;
 
-  load_tile<D>(sQ, qg, a.q_row, q0, a.Tq, tid);
+  load_tile<D>(sQ, qg, a.q_row, contiguous_blocks(qt), a.Tq, tid);
   cp_async_commit();
   if (STAGES == 2 && e1 > e0) {
-    const int kt = p.ent[e0] >> 1;
-    load_tile<D>(sK, kg, a.kv_row, kt * TL, a.Tk, tid);
-    load_tile<D>(sV, vg, a.kv_row, kt * TL, a.Tk, tid);
+    load_tile<D>(sK, kg, a.kv_row, p.blk[e0], a.Tk, tid);
+    load_tile<D>(sV, vg, a.kv_row, p.blk[e0], a.Tk, tid);
   }
   cp_async_commit();
   cp_async_wait<1>();
@@ -185,91 +328,80 @@ __global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(const KParams p) {
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 
   for (int e = e0; e < e1; e++) {
-    const int ent = p.ent[e], kt = ent >> 1;
+    const int4 kb4 = p.blk[e];
+    const int fl = p.flags[e];
     int buf = 0;
     if (STAGES == 2) {
       buf = (e - e0) & 1;
       if (e + 1 < e1) {
-        const int nk = p.ent[e + 1] >> 1;
-        load_tile<D>(sK + (buf ^ 1) * TL * P, kg, a.kv_row, nk * TL, a.Tk, tid);
-        load_tile<D>(sV + (buf ^ 1) * TL * P, vg, a.kv_row, nk * TL, a.Tk, tid);
+        load_tile<D>(sK + (buf ^ 1) * TL * P, kg, a.kv_row, p.blk[e + 1], a.Tk, tid);
+        load_tile<D>(sV + (buf ^ 1) * TL * P, vg, a.kv_row, p.blk[e + 1], a.Tk, tid);
       }
       cp_async_commit();
       cp_async_wait<1>();
     } else {
-      load_tile<D>(sK, kg, a.kv_row, kt * TL, a.Tk, tid);
-      load_tile<D>(sV, vg, a.kv_row, kt * TL, a.Tk, tid);
+      load_tile<D>(sK, kg, a.kv_row, kb4, a.Tk, tid);
+      load_tile<D>(sV, vg, a.kv_row, kb4, a.Tk, tid);
       cp_async_commit();
       cp_async_wait<0>();
     }
     __syncthreads();
     const bf16* cK = sK + buf * TL * P;
     const bf16* cV = sV + buf * TL * P;
-
-    float s[8][4];
+    // This warp's 16 queries against the 4 gathered key blocks (warp-uniform).
+    const int wb = (fl >> (warp * 4)) & 0xF;
+    if (wb) {
+      float s[8][4];
+      if (wb == 0xF)
+        prod_abt<P, KT, true>(s, qf, cK, wb, lane);
+      else
+        prod_abt<P, KT, false>(s, qf, cK, wb, lane);
+      const bool elem = fl & kElem, masked = elem || wb != 0xF;
 #pragma unroll
-    for (int j = 0; j < 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+      for (int j = 0; j < 8; j++)
 #pragma unroll
-    for (int kk = 0; kk < KT; kk++) {
-#pragma unroll
-      for (int jp = 0; jp < 4; jp++) {
-        uint32_t bk[4];
-        ldsm_x4(bk, bnk_addr<P>(cK, jp * 16, kk * 16, lane));
-        mma16816(s[2 * jp], qf[kk], bk[0], bk[1]);
-        mma16816(s[2 * jp + 1], qf[kk], bk[2], bk[3]);
-      }
-    }
-    const bool need_mask = ent & 1;
-#pragma unroll
-    for (int j = 0; j < 8; j++)
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        float v = s[j][i] * p.scale_log2;
-        if (need_mask) {
-          const int row = q0 + warp * 16 + g + (i >> 1) * 8;
-          const int col = kt * TL + j * 8 + 2 * t4 + (i & 1);
-          if (!allowed(p, hl, row, col, seg)) v = -INFINITY;
+        for (int i = 0; i < 4; i++) {
+          float v = s[j][i] * p.scale_log2;
+          if (!masked) {
+          } else if (!((wb >> (j >> 1)) & 1)) {
+            v = -INFINITY;
+          } else if (elem) {
+            const int row = q0 + warp * 16 + g + (i >> 1) * 8;
+            const int col = comp(kb4, j >> 1) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
+            if (!allowed(p, hl, row, col, seg)) v = -INFINITY;
+          }
+          s[j][i] = v;
         }
-        s[j][i] = v;
+      // Online softmax; each row lives in one quad of lanes (same g).
+#pragma unroll
+      for (int r = 0; r < 2; r++) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < 8; j++) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+        mx = quad_max(mx);
+        const float m_new = fmaxf(m[r], mx);
+        const float m_use = m_new == -INFINITY ? 0.f : m_new;  // fully masked so far: no NaN
+        const float alpha = exp2f(m[r] - m_use);
+        float rs = 0.f;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+          s[j][2 * r] = exp2f(s[j][2 * r] - m_use);
+          s[j][2 * r + 1] = exp2f(s[j][2 * r + 1] - m_use);
+          rs += s[j][2 * r] + s[j][2 * r + 1];
+        }
+        l[r] = l[r] * alpha + rs;  // per-lane partial; the quad is summed at the end
+        m[r] = m_new;
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+          o[n][2 * r] *= alpha;
+          o[n][2 * r + 1] *= alpha;
+        }
       }
-    // Online softmax; each row lives in one quad of lanes (same g).
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-      float mx = -INFINITY;
-#pragma unroll
-      for (int j = 0; j < 8; j++) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
-      mx = quad_max(mx);
-      const float m_new = fmaxf(m[r], mx);
-      const float m_use = m_new == -INFINITY ? 0.f : m_new;  // fully masked so far: no NaN
-      const float alpha = exp2f(m[r] - m_use);
-      float rs = 0.f;
-#pragma unroll
-      for (int j = 0; j < 8; j++) {
-        s[j][2 * r] = exp2f(s[j][2 * r] - m_use);
-        s[j][2 * r + 1] = exp2f(s[j][2 * r + 1] - m_use);
-        rs += s[j][2 * r] + s[j][2 * r + 1];
-      }
-      l[r] = l[r] * alpha + rs;  // per-lane partial; the quad is summed at the end
-      m[r] = m_new;
-#pragma unroll
-      for (int n = 0; n < NT; n++) {
-        o[n][2 * r] *= alpha;
-        o[n][2 * r + 1] *= alpha;
-      }
-    }
-    // O += P V
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-      uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                        pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                        pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-      for (int np = 0; np < NT / 2; np++) {
-        uint32_t bv[4];
-        ldsm_x4_t(bv, bkn_addr<P>(cV, kk * 16, np * 16, lane));
-        mma16816(o[2 * np], pa, bv[0], bv[1]);
-        mma16816(o[2 * np + 1], pa, bv[2], bv[3]);
-      }
+      // O += P V (key block kk = slot kk; empty slots have P = 0 and are skipped)
+      if (wb == 0xF)
+        prod_sv<P, NT, true>(o, s, cV, wb, lane);
+      else
+        prod_sv<P, NT, false>(o, s, cV, wb, lane);
     }
     __syncthreads();
   }
@@ -327,7 +459,8 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_kernel(const KParams p) {
   bf16* sK = sdO + TL * P;
   bf16* sV = sK + STAGES * TL * P;
   const AttnArgs& a = p.a;
-  const int qt = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  // Heaviest tiles first (late query tiles see the most keys): the last wave is then short.
+  const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int hl = p.layout_heads > 1 ? h : 0;
   const int li = (b * p.layout_heads + hl) * p.ntiles + qt;
@@ -339,13 +472,12 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_kernel(const KParams p) {
   const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
   const int q0 = qt * TL;
 
-  load_tile<D>(sQ, qg, a.q_row, q0, a.Tq, tid);
-  load_tile<D>(sdO, dog, a.o_row, q0, a.Tq, tid);
+  load_tile<D>(sQ, qg, a.q_row, contiguous_blocks(qt), a.Tq, tid);
+  load_tile<D>(sdO, dog, a.o_row, contiguous_blocks(qt), a.Tq, tid);
   cp_async_commit();
   if (STAGES == 2 && e1 > e0) {
-    const int kt = p.ent[e0] >> 1;
-    load_tile<D>(sK, kg, a.kv_row, kt * TL, a.Tk, tid);
-    load_tile<D>(sV, vg, a.kv_row, kt * TL, a.Tk, tid);
+    load_tile<D>(sK, kg, a.kv_row, p.blk[e0], a.Tk, tid);
+    load_tile<D>(sV, vg, a.kv_row, p.blk[e0], a.Tk, tid);
   }
   cp_async_commit();
 
@@ -370,74 +502,55 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_kernel(const KParams p) {
   for (int n = 0; n < NT; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
 
   for (int e = e0; e < e1; e++) {
-    const int ent = p.ent[e], kt = ent >> 1;
+    const int4 kb4 = p.blk[e];
+    const int fl = p.flags[e];
     int buf = 0;
     if (STAGES == 2) {
       buf = (e - e0) & 1;
       if (e + 1 < e1) {
-        const int nk = p.ent[e + 1] >> 1;
-        load_tile<D>(sK + (buf ^ 1) * TL * P, kg, a.kv_row, nk * TL, a.Tk, tid);
-        load_tile<D>(sV + (buf ^ 1) * TL * P, vg, a.kv_row, nk * TL, a.Tk, tid);
+        load_tile<D>(sK + (buf ^ 1) * TL * P, kg, a.kv_row, p.blk[e + 1], a.Tk, tid);
+        load_tile<D>(sV + (buf ^ 1) * TL * P, vg, a.kv_row, p.blk[e + 1], a.Tk, tid);
       }
       cp_async_commit();
       cp_async_wait<1>();
     } else {
-      load_tile<D>(sK, kg, a.kv_row, kt * TL, a.Tk, tid);
-      load_tile<D>(sV, vg, a.kv_row, kt * TL, a.Tk, tid);
+      load_tile<D>(sK, kg, a.kv_row, kb4, a.Tk, tid);
+      load_tile<D>(sV, vg, a.kv_row, kb4, a.Tk, tid);
       cp_async_commit();
       cp_async_wait<0>();
     }
     __syncthreads();
     const bf16* cK = sK + buf * TL * P;
     const bf16* cV = sV + buf * TL * P;
-
-    float s[8][4], dp[8][4];
+    const int wb = (fl >> (warp * 4)) & 0xF;
+    if (wb) {
+      float s[8][4], dp[8][4];
+      if (wb == 0xF)
+        prod_s_dp<P, KT, true>(s, dp, qf, sdO, warp * 16, cK, cV, wb, lane);
+      else
+        prod_s_dp<P, KT, false>(s, dp, qf, sdO, warp * 16, cK, cV, wb, lane);
+      const bool elem = fl & kElem, masked = elem || wb != 0xF;
 #pragma unroll
-    for (int j = 0; j < 8; j++)
+      for (int j = 0; j < 8; j++)
 #pragma unroll
-      for (int i = 0; i < 4; i++) s[j][i] = dp[j][i] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < KT; kk++) {
-      uint32_t df[4];
-      ldsm_x4(df, a_addr<P>(sdO, warp * 16, kk * 16, lane));
-#pragma unroll
-      for (int jp = 0; jp < 4; jp++) {
-        uint32_t bk[4], bv[4];
-        ldsm_x4(bk, bnk_addr<P>(cK, jp * 16, kk * 16, lane));
-        mma16816(s[2 * jp], qf[kk], bk[0], bk[1]);
-        mma16816(s[2 * jp + 1], qf[kk], bk[2], bk[3]);
-        ldsm_x4(bv, bnk_addr<P>(cV, jp * 16, kk * 16, lane));
-        mma16816(dp[2 * jp], df, bv[0], bv[1]);
-        mma16816(dp[2 * jp + 1], df, bv[2], bv[3]);
-      }
-    }
-    const bool need_mask = ent & 1;
-#pragma unroll
-    for (int j = 0; j < 8; j++)
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        const int r = i >> 1;
-        float pv = exp2f(s[j][i] * p.scale_log2 - lse[r]);
-        if (need_mask) {
-          const int row = q0 + warp * 16 + g + r * 8;
-          const int col = kt * TL + j * 8 + 2 * t4 + (i & 1);
-          if (!allowed(p, hl, row, col, seg)) pv = 0.f;
+        for (int i = 0; i < 4; i++) {
+          const int r = i >> 1;
+          float pv = exp2f(s[j][i] * p.scale_log2 - lse[r]);
+          if (!masked) {
+          } else if (!((wb >> (j >> 1)) & 1)) {
+            pv = 0.f;
+          } else if (elem) {
+            const int row = q0 + warp * 16 + g + r * 8;
+            const int col = comp(kb4, j >> 1) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
+            if (!allowed(p, hl, row, col, seg)) pv = 0.f;
+          }
+          s[j][i] = pv * (dp[j][i] - dvr[r]);  // dS (without the softmax scale)
         }
-        s[j][i] = pv * (dp[j][i] - dvr[r]);  // dS (without the softmax scale)
-      }
-    // dQ += dS K  (K stored [key][d] = [k][n] for this product)
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-      uint32_t sa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                        pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                        pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-      for (int np = 0; np < NT / 2; np++) {
-        uint32_t bk[4];
-        ldsm_x4_t(bk, bkn_addr<P>(cK, kk * 16, np * 16, lane));
-        mma16816(dq[2 * np], sa, bk[0], bk[1]);
-        mma16816(dq[2 * np + 1], sa, bk[2], bk[3]);
-      }
+      // dQ += dS K  (K stored [key][d] = [k][n] for this product)
+      if (wb == 0xF)
+        prod_sv<P, NT, true>(dq, s, cK, wb, lane);
+      else
+        prod_sv<P, NT, false>(dq, s, cK, wb, lane);
     }
     __syncthreads();
   }
@@ -457,8 +570,9 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_kernel(const KParams p) {
 }
 
 // ------------------------------------------------------------------------------------------
-// dkv: per key tile; warps own 16 keys. Works on 32-query halves of each query tile to keep
-// the two accumulators (dK, dV: 2 x D/2 registers per lane) plus S^T/dP^T within 255 registers.
+// dkv: per group of 4 key blocks (warp w owns block w, 16 keys). Works on 32-query halves of
+// each gathered query tile to keep the two accumulators (dK, dV: 2 x D/2 registers per lane)
+// plus S^T/dP^T within 255 registers.
 template <int D, int STAGES>
 __global__ void __launch_bounds__(NTHREADS) attn_dkv_kernel(const KParams p) {
   constexpr int P = D + 8, KT = D / 16, NT = D / 8;
@@ -470,11 +584,14 @@ __global__ void __launch_bounds__(NTHREADS) attn_dkv_kernel(const KParams p) {
   float* sL = reinterpret_cast<float*>(sdO + STAGES * TL * P);
   float* sDv = sL + STAGES * TL;
   const AttnArgs& a = p.a;
-  const int kt = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  // Groups are ordered by query-list length, shortest first: run them longest first.
+  const int gi = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int hl = p.layout_heads > 1 ? h : 0;
-  const int li = (b * p.layout_heads + hl) * p.ntiles + kt;
+  const int li = (b * p.layout_heads + hl) * p.ntiles + gi;
   const int e0 = p.off[li], e1 = p.off[li + 1];
+  const int4 kb4 = p.gblk[li];
+  const int my_kb = comp(kb4, warp);
   const bf16* qg = a.q + b * a.q_batch + h * D;
   const bf16* kg = a.k + b * a.kv_batch + h * D;
   const bf16* vg = a.v + b * a.kv_batch + h * D;
@@ -482,19 +599,18 @@ __global__ void __launch_bounds__(NTHREADS) attn_dkv_kernel(const KParams p) {
   const float* lseg = a.lse + ((long long)b * a.NH + h) * a.Tq;
   const float* dvg = a.dvec + ((long long)b * a.NH + h) * a.Tq;
   const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
-  const int k0 = kt * TL;
 
-  auto load_q = [&](int stage, int qt) {
-    load_tile<D>(sQ + stage * TL * P, qg, a.q_row, qt * TL, a.Tq, tid);
-    load_tile<D>(sdO + stage * TL * P, dog, a.o_row, qt * TL, a.Tq, tid);
-    load_vec64(sL + stage * TL, lseg, qt * TL, a.Tq, tid);
-    load_vec64(sDv + stage * TL, dvg, qt * TL, a.Tq, tid);
+  auto load_q = [&](int stage, int4 qb4) {
+    load_tile<D>(sQ + stage * TL * P, qg, a.q_row, qb4, a.Tq, tid);
+    load_tile<D>(sdO + stage * TL * P, dog, a.o_row, qb4, a.Tq, tid);
+    load_vec64(sL + stage * TL, lseg, qb4, a.Tq, tid);
+    load_vec64(sDv + stage * TL, dvg, qb4, a.Tq, tid);
   };
 
-  load_tile<D>(sK, kg, a.kv_row, k0, a.Tk, tid);
-  load_tile<D>(sV, vg, a.kv_row, k0, a.Tk, tid);
+  load_tile<D>(sK, kg, a.kv_row, kb4, a.Tk, tid);
+  load_tile<D>(sV, vg, a.kv_row, kb4, a.Tk, tid);
   cp_async_commit();
-  if (STAGES == 2 && e1 > e0) load_q(0, p.ent[e0] >> 1);
+  if (STAGES == 2 && e1 > e0) load_q(0, p.blk[e0]);
   cp_async_commit();
 
   float dk[NT][4], dv[NT][4];
@@ -504,15 +620,16 @@ __global__ void __launch_bounds__(NTHREADS) attn_dkv_kernel(const KParams p) {
     for (int i = 0; i < 4; i++) dk[n][i] = dv[n][i] = 0.f;
 
   for (int e = e0; e < e1; e++) {
-    const int ent = p.ent[e], qt = ent >> 1;
+    const int4 qb4 = p.blk[e];
+    const int fl = p.flags[e];
     int buf = 0;
     if (STAGES == 2) {
       buf = (e - e0) & 1;
-      if (e + 1 < e1) load_q(buf ^ 1, p.ent[e + 1] >> 1);
+      if (e + 1 < e1) load_q(buf ^ 1, p.blk[e + 1]);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
-      load_q(0, qt);
+      load_q(0, qb4);
       cp_async_commit();
       cp_async_wait<0>();
     }
@@ -521,78 +638,53 @@ __global__ void __launch_bounds__(NTHREADS) attn_dkv_kernel(const KParams p) {
     const bf16* cdO = sdO + buf * TL * P;
     const float* cL = sL + buf * TL;
     const float* cDv = sDv + buf * TL;
-    const bool need_mask = ent & 1;
+    const bool elem = fl & kElem;
+    const int wb = (fl >> (warp * 4)) & 0xF;  // which of the 4 query blocks see my key block
 
 #pragma unroll
     for (int half = 0; half < 2; half++) {
+      const int hb = (wb >> (2 * half)) & 3;
+      if (!hb) continue;
       const int qbase = half * 32;
       float s[4][4], dp[4][4];
-#pragma unroll
-      for (int j = 0; j < 4; j++)
-#pragma unroll
-        for (int i = 0; i < 4; i++) s[j][i] = dp[j][i] = 0.f;
-      // S^T = K Q^T and dP^T = V dO^T (rows = this warp's 16 keys, cols = 32 queries)
-#pragma unroll
-      for (int kk = 0; kk < KT; kk++) {
-        uint32_t ka[4], va[4];
-        ldsm_x4(ka, a_addr<P>(sK, warp * 16, kk * 16, lane));
-        ldsm_x4(va, a_addr<P>(sV, warp * 16, kk * 16, lane));
-#pragma unroll
-        for (int jp = 0; jp < 2; jp++) {
-          uint32_t bq[4], bo[4];
-          ldsm_x4(bq, bnk_addr<P>(cQ, qbase + jp * 16, kk * 16, lane));
-          mma16816(s[2 * jp], ka, bq[0], bq[1]);
-          mma16816(s[2 * jp + 1], ka, bq[2], bq[3]);
-          ldsm_x4(bo, bnk_addr<P>(cdO, qbase + jp * 16, kk * 16, lane));
-          mma16816(dp[2 * jp], va, bo[0], bo[1]);
-          mma16816(dp[2 * jp + 1], va, bo[2], bo[3]);
-        }
-      }
+      if (hb == 3)
+        prod_st_dpt<P, KT, true>(s, dp, sK, sV, warp * 16, cQ, cdO, qbase, hb, lane);
+      else
+        prod_st_dpt<P, KT, false>(s, dp, sK, sV, warp * 16, cQ, cdO, qbase, hb, lane);
       // P^T and dS^T; element (key row, query col).
 #pragma unroll
       for (int j = 0; j < 4; j++)
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-          const int ql = qbase + j * 8 + 2 * t4 + (i & 1);  // query within the tile
+          const int ql = qbase + j * 8 + 2 * t4 + (i & 1);  // row of the gathered query tile
           float pv = exp2f(s[j][i] * p.scale_log2 - cL[ql]);
-          if (need_mask) {
-            const int key = k0 + warp * 16 + g + (i >> 1) * 8;
-            if (!allowed(p, hl, qt * TL + ql, key, seg)) pv = 0.f;
+          if (hb == 3 && !elem) {
+          } else if (!((hb >> (j >> 1)) & 1)) {
+            pv = 0.f;
+          } else if (elem) {
+            const int key = my_kb * KB + g + (i >> 1) * 8;
+            const int qi = comp(qb4, ql / KB) * KB + (ql % KB);
+            if (!allowed(p, hl, qi, key, seg)) pv = 0.f;
           }
           s[j][i] = pv;
           dp[j][i] = pv * (dp[j][i] - cDv[ql]);
         }
-      // dV += P^T dO and dK += dS^T Q  (dO, Q stored [query][d] = [k][n])
-#pragma unroll
-      for (int kk = 0; kk < 2; kk++) {
-        uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                          pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                          pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-        uint32_t da[4] = {pack_bf16(dp[2 * kk][0], dp[2 * kk][1]),
-                          pack_bf16(dp[2 * kk][2], dp[2 * kk][3]),
-                          pack_bf16(dp[2 * kk + 1][0], dp[2 * kk + 1][1]),
-                          pack_bf16(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
-#pragma unroll
-        for (int np = 0; np < NT / 2; np++) {
-          uint32_t bo[4], bq[4];
-          ldsm_x4_t(bo, bkn_addr<P>(cdO, qbase + kk * 16, np * 16, lane));
-          mma16816(dv[2 * np], pa, bo[0], bo[1]);
-          mma16816(dv[2 * np + 1], pa, bo[2], bo[3]);
-          ldsm_x4_t(bq, bkn_addr<P>(cQ, qbase + kk * 16, np * 16, lane));
-          mma16816(dk[2 * np], da, bq[0], bq[1]);
-          mma16816(dk[2 * np + 1], da, bq[2], bq[3]);
-        }
-      }
+      // dV += P^T dO and dK += dS^T Q
+      if (hb == 3)
+        prod_dkv<P, NT, true>(dv, dk, s, dp, cQ, cdO, qbase, hb, lane);
+      else
+        prod_dkv<P, NT, false>(dv, dk, s, dp, cQ, cdO, qbase, hb, lane);
     }
     __syncthreads();
   }
   cp_async_wait<0>();
 
+  if (my_kb < 0) return;
   bf16* dkg = a.dk + b * a.dkv_batch + h * D;
   bf16* dvg2 = a.dv + b * a.dkv_batch + h * D;
 #pragma unroll
   for (int r = 0; r < 2; r++) {
-    const int key = k0 + warp * 16 + g + r * 8;
+    const int key = my_kb * KB + g + r * 8;
     if (key >= a.Tk) continue;
     bf16* ko = dkg + (long long)key * a.dkv_row;
     bf16* vo = dvg2 + (long long)key * a.dkv_row;
@@ -646,12 +738,17 @@ KParams make_params(const AttnArgs& a, const AttnPattern& pat, const AttnPlan& p
   return p;
 }
 
+void set_fwd_lists(KParams& p, const AttnPlan& plan) {
+  p.off = plan.d[kFwdOff];
+  p.blk = reinterpret_cast<const int4*>(plan.d[kFwdBlk]);
+  p.flags = plan.d[kFwdFlags];
+  p.ntiles = plan.nqt;
+}
+
 template <int D>
 void fwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
   KParams p = p0;
-  p.off = plan.d_fwd_off;
-  p.ent = plan.d_fwd_ent;
-  p.ntiles = plan.nqt;
+  set_fwd_lists(p, plan);
   const dim3 grid(plan.nqt, p.a.NH, p.a.B);
   if ((int)fwd_smem(D, 2) <= max_smem_optin())
     launch(attn_fwd_kernel<D, 2>, grid, fwd_smem(D, 2), p, s);
@@ -668,18 +765,18 @@ void bwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
     LCX_LAUNCH_CHECK();
   }
   KParams p = p0;
-  p.off = plan.d_fwd_off;
-  p.ent = plan.d_fwd_ent;
-  p.ntiles = plan.nqt;
+  set_fwd_lists(p, plan);
   const dim3 gq(plan.nqt, a.NH, a.B);
   if ((int)dq_smem(D, 2) <= max_smem_optin())
     launch(attn_dq_kernel<D, 2>, gq, dq_smem(D, 2), p, s);
   else
     launch(attn_dq_kernel<D, 1>, gq, dq_smem(D, 1), p, s);
-  p.off = plan.d_bwd_off;
-  p.ent = plan.d_bwd_ent;
-  p.ntiles = plan.nkt;
-  const dim3 gk(plan.nkt, a.NH, a.B);
+  p.off = plan.d[kBwdOff];
+  p.blk = reinterpret_cast<const int4*>(plan.d[kBwdBlk]);
+  p.flags = plan.d[kBwdFlags];
+  p.gblk = reinterpret_cast<const int4*>(plan.d[kGrpBlk]);
+  p.ntiles = plan.ngroups;
+  const dim3 gk(plan.ngroups, a.NH, a.B);
   if ((int)dkv_smem(D, 2) <= max_smem_optin())
     launch(attn_dkv_kernel<D, 2>, gk, dkv_smem(D, 2), p, s);
   else
@@ -706,7 +803,8 @@ void attention_forward(const AttnArgs& a, const AttnPattern& pat, const AttnPlan
 void attention_backward(const AttnArgs& a, const AttnPattern& pat, const AttnPlan& plan,
                         cudaStream_t stream) {
   if (a.B == 0 || a.Tq == 0) return;
-  if (!plan.d_bwd_off) fail(LCX_ERR_INTERNAL, "attention_backward: plan built without backward lists");
+  if (!plan.has_backward || !plan.d[kBwdOff])
+    fail(LCX_ERR_INTERNAL, "attention_backward: plan built without backward lists");
   const KParams p = make_params(a, pat, plan);
   switch (a.HS) {
     case 32: bwd_d<32>(p, plan, stream); break;

@@ -18,6 +18,7 @@ namespace lcx::cuda {
 
 using bf16 = __nv_bfloat16;
 constexpr int kAttnTile = 64;
+constexpr int kAttnBlock = 16;
 
 // The attention pattern of one layer, as the kernels see it.
 struct AttnPattern {
@@ -28,21 +29,36 @@ struct AttnPattern {
   int nb = 0, block = 0, layout_heads = 1;
 };
 
-// Tile lists for one (pattern, batch) pair, in device memory. Entry = (tile << 1) | needs_mask.
+// The plan for one (pattern, batch) pair. Work is split in 16 x 16 sub-blocks (kAttnBlock);
+// key (or query) blocks that a 64-row tile may need are gathered four at a time into 64-row
+// "virtual tiles", so that a pattern's holes are skipped at 16-token granularity while every
+// product still runs on full 64-wide tiles.
+//
+// Forward / dq (per query tile qt, 64 contiguous query rows = 4 sub-blocks, one per warp):
+//   entries [off[li], off[li+1]) with li = (b * layout_heads + lh) * nqt + qt; entry e has
+//   blk[4e..4e+3] = the 4 key blocks (-1 = empty slot) and flags[e]:
+//     bits 0..15: bit (qs * 4 + slot) = query sub-block qs may see key block `slot`
+//     bit 16: apply the element predicate (causal diagonal, segments, window or layout edges)
+// dkv (per group of 4 key blocks, one per warp; groups of blocks with similar query lists):
+//   groups g of (b, lh): gblk[4 * gi .. +3] key blocks, entries [boff[gi], boff[gi+1]) with
+//   bblk (4 query blocks) and bflags: bit (ks * 4 + qs), bit 16 as above.
+enum AttnPlanArray { kFwdOff = 0, kFwdBlk, kFwdFlags, kGrpBlk, kBwdOff, kBwdBlk, kBwdFlags, kPlanArrays };
+
 struct AttnPlan {
   int B = 0, Tq = 0, Tk = 0, q_offset = 0, layout_heads = 1;
-  int nqt = 0, nkt = 0;
-  std::vector<int> fwd_off, fwd_ent, bwd_off, bwd_ent;  // host copies
-  int* d_fwd_off = nullptr;  // (B * layout_heads * nqt + 1)
-  int* d_fwd_ent = nullptr;
-  int* d_bwd_off = nullptr;  // (B * layout_heads * nkt + 1)
-  int* d_bwd_ent = nullptr;
-  long long visited_tiles = 0;  // for the cost report (sparse <= dense)
+  int nqt = 0, nkb = 0, ngroups = 0;
+  bool has_backward = false;
+  std::vector<int> h[kPlanArrays];  // host copies
+  const int* d[kPlanArrays] = {};   // device copies (owned by the caller)
+  long long visited_tiles = 0;      // forward virtual tiles
+  long long visited_pairs = 0;      // 16 x 16 sub-blocks that are computed (cost report)
+  uint64_t key = 0;                 // inputs fingerprint: rebuild only when it changes
 };
 
 // Builds the host lists. seg (B, Tk) or nullptr. Query i of the plan sits at absolute position
 // q_offset + i; keys are positions 0..Tk-1 (prefill against a KV cache uses q_offset > 0).
-void build_attn_plan(AttnPlan& plan, const AttnPattern& pat, int B, int Tq, int Tk, int q_offset,
+// Returns false (plan untouched) when the inputs match plan.key, i.e. nothing to rebuild/upload.
+bool build_attn_plan(AttnPlan& plan, const AttnPattern& pat, int B, int Tq, int Tk, int q_offset,
                      const int32_t* seg_host, bool with_backward);
 
 struct AttnArgs {

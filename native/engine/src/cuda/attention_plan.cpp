@@ -2,6 +2,7 @@
 // Decisions are conservative in one direction only: a tile is skipped only when no element of
 // it can be allowed by lcx::attends, and marked "fully visible" only when every element is.
 #include <algorithm>
+#include <cstdint>
 #include <numeric>
 
 #include "../core/error.hpp"
@@ -76,65 +77,181 @@ int tile_state(const AttnPattern& pat, int hl, int q0, int q1, int k0, int k1, b
   return full ? 2 : 1;
 }
 
+// Everything one (batch row, layout head) contributes to the plan.
+struct Part {
+  std::vector<int> fwd_count, fwd_blk, fwd_flags;            // per query tile: virtual tiles
+  std::vector<int> grp_blk, bwd_count, bwd_blk, bwd_flags;   // per key group
+  long long tiles = 0, pairs = 0;
+};
+
+constexpr int TL = kAttnTile, KB = kAttnBlock, kElem = 1 << 16;
+
+void build_part(const AttnPattern& pat, int hl, const SegInfo& si, int Tq, int Tk, int q_offset,
+                bool backward, Part& out) {
+  const int nqb = (Tq + KB - 1) / KB, nkb = (Tk + KB - 1) / KB, nqt = (Tq + TL - 1) / TL;
+  // State of every 16 x 16 sub-block: 0 skip, 1 element mask, 2 fully visible.
+  std::vector<uint8_t> st((size_t)nqb * nkb, 0);
+  for (int qb = 0; qb < nqb; qb++) {
+    const int q0 = q_offset + qb * KB, q1 = q_offset + std::min(Tq, (qb + 1) * KB) - 1;
+    const bool qpart = (qb + 1) * KB > Tq;
+    int kb_lo = 0;
+    if (pat.kind == LCX_ATTN_WINDOW) kb_lo = std::max(0, (q0 - pat.window + 1) / KB);
+    if (si.present && si.runs_unique) kb_lo = std::max(kb_lo, si.doc_start[q0] / KB);
+    const int kb_hi = std::min(nkb - 1, q1 / KB);
+    for (int kb = kb_lo; kb <= kb_hi; kb++) {
+      const int k0 = kb * KB, k1 = std::min(Tk, (kb + 1) * KB) - 1;
+      const bool partial = qpart || (kb + 1) * KB > Tk;
+      const int s = tile_state(pat, hl, q0, q1, k0, k1, partial, si);
+      st[(size_t)qb * nkb + kb] = (uint8_t)s;
+      out.pairs += s != 0;
+    }
+  }
+  // Forward / dq: per query tile, the key blocks any of its 4 sub-blocks needs, 4 per tile.
+  out.fwd_count.assign(nqt, 0);
+  for (int qt = 0; qt < nqt; qt++) {
+    int slot = 0, flags = 0, blk[4] = {-1, -1, -1, -1};
+    auto flush = [&]() {
+      if (slot == 0) return;
+      out.fwd_blk.insert(out.fwd_blk.end(), blk, blk + 4);
+      out.fwd_flags.push_back(flags);
+      out.fwd_count[qt]++;
+      out.tiles++;
+      slot = 0;
+      flags = 0;
+      blk[0] = blk[1] = blk[2] = blk[3] = -1;
+    };
+    for (int kb = 0; kb < nkb; kb++) {
+      int bits = 0, elem = 0;
+      for (int qs = 0; qs < 4; qs++) {
+        const int qb = qt * 4 + qs;
+        if (qb >= nqb) break;
+        const int s = st[(size_t)qb * nkb + kb];
+        if (s) bits |= 1 << (qs * 4 + slot);
+        if (s == 1) elem = kElem;
+      }
+      if (!bits) continue;
+      blk[slot] = kb;
+      flags |= bits | elem;
+      if (++slot == 4) flush();
+    }
+    flush();
+  }
+  if (!backward) return;
+  // dkv: every key block belongs to one group of 4 (its rows must be written even when no
+  // query sees it); blocks with query lists of similar length are grouped, so that a block
+  // seen by everyone (a global block) does not drag three local blocks through all queries.
+  std::vector<int> len(nkb, 0), order(nkb);
+  for (int qb = 0; qb < nqb; qb++)
+    for (int kb = 0; kb < nkb; kb++) len[kb] += st[(size_t)qb * nkb + kb] != 0;
+  auto bucket = [](int n) {
+    int b = 0;
+    while (n) {
+      b++;
+      n >>= 1;
+    }
+    return b;
+  };
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return bucket(len[a]) < bucket(len[b]); });
+  const int ngroups = (nkb + 3) / 4;
+  out.bwd_count.assign(ngroups, 0);
+  for (int gi = 0; gi < ngroups; gi++) {
+    int kbs[4] = {-1, -1, -1, -1};
+    for (int i = 0; i < 4 && gi * 4 + i < nkb; i++) kbs[i] = order[gi * 4 + i];
+    out.grp_blk.insert(out.grp_blk.end(), kbs, kbs + 4);
+    int slot = 0, flags = 0, blk[4] = {-1, -1, -1, -1};
+    auto flush = [&]() {
+      if (slot == 0) return;
+      out.bwd_blk.insert(out.bwd_blk.end(), blk, blk + 4);
+      out.bwd_flags.push_back(flags);
+      out.bwd_count[gi]++;
+      slot = 0;
+      flags = 0;
+      blk[0] = blk[1] = blk[2] = blk[3] = -1;
+    };
+    for (int qb = 0; qb < nqb; qb++) {
+      int bits = 0, elem = 0;
+      for (int ks = 0; ks < 4; ks++) {
+        if (kbs[ks] < 0) continue;
+        const int s = st[(size_t)qb * nkb + kbs[ks]];
+        if (s) bits |= 1 << (ks * 4 + slot);
+        if (s == 1) elem = kElem;
+      }
+      if (!bits) continue;
+      blk[slot] = qb;
+      flags |= bits | elem;
+      if (++slot == 4) flush();
+    }
+    flush();
+  }
+}
+
+uint64_t fingerprint(const AttnPattern& pat, int B, int Tq, int Tk, int q_offset,
+                     const int32_t* seg, bool backward) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](uint64_t v) {
+    h ^= v;
+    h *= 1099511628211ull;
+  };
+  for (uint64_t v : {(uint64_t)pat.kind, (uint64_t)pat.window, (uint64_t)(uintptr_t)pat.layout_host,
+                     (uint64_t)pat.nb, (uint64_t)pat.block, (uint64_t)pat.layout_heads, (uint64_t)B,
+                     (uint64_t)Tq, (uint64_t)Tk, (uint64_t)q_offset, (uint64_t)backward,
+                     (uint64_t)(seg != nullptr)})
+    mix(v);
+  if (seg)
+    for (size_t i = 0; i < (size_t)B * Tk; i++) mix((uint32_t)seg[i]);
+  return h;
+}
+
 }  // namespace
 
-void build_attn_plan(AttnPlan& plan, const AttnPattern& pat, int B, int Tq, int Tk, int q_offset,
+bool build_attn_plan(AttnPlan& plan, const AttnPattern& pat, int B, int Tq, int Tk, int q_offset,
                      const int32_t* seg_host, bool with_backward) {
-  constexpr int TL = kAttnTile;
   if (pat.kind == LCX_ATTN_SPARSE && (pat.nb * pat.block < q_offset + Tq || !pat.layout_host))
     fail(LCX_ERR_ARG, "sparse attention: %d tokens exceed the layout built for %d positions",
          q_offset + Tq, pat.nb * pat.block);
   if (pat.kind == LCX_ATTN_WINDOW && pat.window < 1)
     fail(LCX_ERR_ARG, "sliding-window attention needs window >= 1, got %d", pat.window);
+  const uint64_t key = fingerprint(pat, B, Tq, Tk, q_offset, seg_host, with_backward);
+  if (key == plan.key && plan.B == B) return false;
   const int LH = pat.kind == LCX_ATTN_SPARSE ? pat.layout_heads : 1;
   plan.B = B;
   plan.Tq = Tq;
   plan.Tk = Tk;
   plan.q_offset = q_offset;
   plan.layout_heads = LH;
+  plan.has_backward = with_backward;
   plan.nqt = (Tq + TL - 1) / TL;
-  plan.nkt = (Tk + TL - 1) / TL;
-  const int nqt = plan.nqt, nkt = plan.nkt;
-  plan.fwd_off.assign((size_t)B * LH * nqt + 1, 0);
-  plan.fwd_ent.clear();
-  std::vector<std::vector<int>> per_key;
-  if (with_backward) per_key.assign((size_t)B * LH * nkt, {});
-  plan.visited_tiles = 0;
-  for (int b = 0; b < B; b++) {
-    // Segments index absolute positions (keys), which is where queries live too.
-    const SegInfo si = seg_info(seg_host ? seg_host + (size_t)b * Tk : nullptr, Tk);
-    for (int hl = 0; hl < LH; hl++) {
-      for (int qt = 0; qt < nqt; qt++) {
-        const size_t li = ((size_t)b * LH + hl) * nqt + qt;
-        plan.fwd_off[li] = (int)plan.fwd_ent.size();
-        const int q0 = q_offset + qt * TL, q1 = q_offset + std::min(Tq, (qt + 1) * TL) - 1;
-        const bool q_partial = (qt + 1) * TL > Tq;
-        for (int kt = 0; kt < nkt; kt++) {
-          const int k0 = kt * TL, k1 = std::min(Tk, (kt + 1) * TL) - 1;
-          const bool partial = q_partial || (kt + 1) * TL > Tk;
-          const int st = tile_state(pat, hl, q0, q1, k0, k1, partial, si);
-          if (!st) continue;
-          const int mask = st == 1 ? 1 : 0;
-          plan.fwd_ent.push_back((kt << 1) | mask);
-          if (with_backward) per_key[((size_t)b * LH + hl) * nkt + kt].push_back((qt << 1) | mask);
-          plan.visited_tiles++;
-        }
-      }
-    }
+  plan.nkb = (Tk + KB - 1) / KB;
+  plan.ngroups = (plan.nkb + 3) / 4;
+  std::vector<Part> parts((size_t)B * LH);
+  std::vector<SegInfo> segs(B);
+  for (int b = 0; b < B; b++) segs[b] = seg_info(seg_host ? seg_host + (size_t)b * Tk : nullptr, Tk);
+#pragma omp parallel for schedule(dynamic)
+  for (int i = 0; i < B * LH; i++)
+    build_part(pat, i % LH, segs[i / LH], Tq, Tk, q_offset, with_backward, parts[i]);
+  for (auto& v : plan.h) v.clear();
+  plan.visited_tiles = plan.visited_pairs = 0;
+  auto& fo = plan.h[kFwdOff];
+  auto& bo = plan.h[kBwdOff];
+  fo.push_back(0);
+  bo.push_back(0);
+  for (const Part& p : parts) {
+    for (int c : p.fwd_count) fo.push_back(fo.back() + c);
+    plan.h[kFwdBlk].insert(plan.h[kFwdBlk].end(), p.fwd_blk.begin(), p.fwd_blk.end());
+    plan.h[kFwdFlags].insert(plan.h[kFwdFlags].end(), p.fwd_flags.begin(), p.fwd_flags.end());
+    for (int c : p.bwd_count) bo.push_back(bo.back() + c);
+    plan.h[kGrpBlk].insert(plan.h[kGrpBlk].end(), p.grp_blk.begin(), p.grp_blk.end());
+    plan.h[kBwdBlk].insert(plan.h[kBwdBlk].end(), p.bwd_blk.begin(), p.bwd_blk.end());
+    plan.h[kBwdFlags].insert(plan.h[kBwdFlags].end(), p.bwd_flags.begin(), p.bwd_flags.end());
+    plan.visited_tiles += p.tiles;
+    plan.visited_pairs += p.pairs;
   }
-  plan.fwd_off.back() = (int)plan.fwd_ent.size();
-  if (plan.fwd_ent.empty()) plan.fwd_ent.push_back(0);  // keep device buffers non-empty
-  plan.bwd_off.clear();
-  plan.bwd_ent.clear();
-  if (with_backward) {
-    plan.bwd_off.reserve(per_key.size() + 1);
-    for (auto& v : per_key) {
-      plan.bwd_off.push_back((int)plan.bwd_ent.size());
-      plan.bwd_ent.insert(plan.bwd_ent.end(), v.begin(), v.end());
-    }
-    plan.bwd_off.push_back((int)plan.bwd_ent.size());
-    if (plan.bwd_ent.empty()) plan.bwd_ent.push_back(0);
-  }
+  for (auto& v : plan.h)
+    if (v.empty()) v.assign(4, -1);  // device buffers are never empty
+  plan.key = key;
+  return true;
 }
 
 }  // namespace lcx::cuda

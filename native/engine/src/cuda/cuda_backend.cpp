@@ -70,7 +70,7 @@ struct PlanSlot {
   int kind = 0, window = 0;
   AttnPattern pat;
   AttnPlan plan;
-  DBuf off, ent, boff, bent;
+  DBuf bufs[kPlanArrays];
 };
 
 }  // namespace
@@ -197,6 +197,9 @@ class CudaBackend : public Backend {
   void train_init(const lcx_train_config& c) override {
     LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
     tcfg_ = c;
+    // Activation sizes depend on the mode (recompute, master dtype): drop them now so that the
+    // next step maps exactly what the new mode needs (and peak stats see only that).
+    acts_release();
     const bool want16 = c.master_dtype == 1;
     if (want16 && !bf16_master_) {
       p16_.reset(*alloc_, lay_.total * sizeof(bf16), "parameters (bf16 master)");
@@ -334,10 +337,7 @@ class CudaBackend : public Backend {
 
   void free_all() {
     acts_release();
-    for (auto& s : plans_) {
-      s.off.release(); s.ent.release(); s.boff.release(); s.bent.release();
-    }
-    plans_.clear();
+    plans_.clear();  // releases the plans' device buffers
     for (DBuf* b : {&p32_, &p16_, &grads_, &m_, &v_, &wte16_, &layer16_, &layout_dev_, &partial_,
                     &staging_, &d_tokens_, &d_targets_, &d_pos_, &d_seg_, &d_te_uniq_,
                     &d_te_start_, &d_te_rows_, &d_pe_uniq_, &d_pe_start_, &d_pe_rows_})
@@ -524,18 +524,12 @@ class CudaBackend : public Backend {
         pat.block = cfg_.sparse.block;
         pat.layout_heads = layout_heads_;
       }
-      build_attn_plan(s.plan, pat, B, Tq, Tk, q_offset, seg, backward);
-      upload(s.off, s.plan.fwd_off.data(), s.plan.fwd_off.size(), "attention plan");
-      upload(s.ent, s.plan.fwd_ent.data(), s.plan.fwd_ent.size(), "attention plan");
-      s.plan.d_fwd_off = s.off.as<int>();
-      s.plan.d_fwd_ent = s.ent.as<int>();
-      s.plan.d_bwd_off = nullptr;
-      s.plan.d_bwd_ent = nullptr;
-      if (backward) {
-        upload(s.boff, s.plan.bwd_off.data(), s.plan.bwd_off.size(), "attention plan");
-        upload(s.bent, s.plan.bwd_ent.data(), s.plan.bwd_ent.size(), "attention plan");
-        s.plan.d_bwd_off = s.boff.as<int>();
-        s.plan.d_bwd_ent = s.bent.as<int>();
+      // Rebuilt and uploaded only when the batch shape, pattern or documents changed.
+      if (build_attn_plan(s.plan, pat, B, Tq, Tk, q_offset, seg, backward)) {
+        for (int i = 0; i < kPlanArrays; i++) {
+          upload(s.bufs[i], s.plan.h[i].data(), s.plan.h[i].size(), "attention plan");
+          s.plan.d[i] = s.bufs[i].as<int>();
+        }
       }
     }
   }
@@ -569,9 +563,11 @@ class CudaBackend : public Backend {
     // Attention output and its log-sum-exp are kept for every layer even with recompute: the
     // recompute then redoes the cheap matmul-side work but never the attention forward, the
     // most expensive thing to redo at long context (8 KB per token per layer at C=2048).
-    const int natt = train ? L : 1;
+    // In lean mode (bf16 master weights) the attention output is recomputed too, trading ~15%
+    // of step time for 8 KB per token per layer, so that 1.3B at 8192 fits a 24 GB card.
+    const int natt = train && (!recompute || !bf16_master_) ? L : 1;
     // Training buffers serve inference too (evaluation between steps must not remap memory).
-    if (acts_.N >= N && (train ? acts_.train && acts_.nlay == nlay : true)) return;
+    if (acts_.N >= N && (train ? acts_.train && acts_.nlay == nlay && acts_.natt == natt : true)) return;
     const int Nc = N;
     acts_release();
     const size_t C = cfg_.n_embd, F = cfg_.n_inner, NH = cfg_.n_head, V = cfg_.vocab_size;
@@ -584,7 +580,9 @@ class CudaBackend : public Backend {
     acts_.resm.reset(a, nlay * n * C * 4, "activations: residual after attention");
     acts_.ln2.reset(a, nlay * n * C * 2, "activations: ln2");
     acts_.fch.reset(a, nlay * n * F * 2, "activations: fc");
-    acts_.fchg.reset(a, nlay * n * F * 2, "activations: gelu");
+    // GELU output is a temporary: training reuses the (N, n_inner) gradient buffer for it in the
+    // forward and recomputes it from the fc output in the backward.
+    if (!train) acts_.fchg.reset(a, n * F * 2, "activations: gelu");
     acts_.stats.reset(a, nlay * n * 4 * 4, "activations: layernorm stats");
     acts_.lse.reset(a, natt * n * NH * 4, "activations: attention lse");
     acts_.lnf.reset(a, n * C * 2, "activations: lnf");
@@ -630,7 +628,7 @@ class CudaBackend : public Backend {
     la.att = acts_.att.as<bf16>() + sa * n * C;
     la.ln2 = acts_.ln2.as<bf16>() + s * n * C;
     la.fch = acts_.fch.as<bf16>() + s * n * F;
-    la.fchg = acts_.fchg.as<bf16>() + s * n * F;
+    la.fchg = acts_.train ? acts_.dF.as<bf16>() : acts_.fchg.as<bf16>();
     float* st = acts_.stats.as<float>() + s * n * 4;
     la.ln1_mean = st;
     la.ln1_rstd = st + n;
@@ -657,8 +655,10 @@ class CudaBackend : public Backend {
     mm_->linear_residual(la.res_mid, la.res_in, la.att, w.attprojw, N, C, C, stream_);
     ln_fwd(la.ln2, la.ln2_mean, la.ln2_rstd, la.res_mid, P(ATTPROJB, l), P(LN2W, l), P(LN2B, l), N);
     mm_->linear_bf16(la.fch, la.ln2, w.fcw, w.fcb, N, C, F, stream_);
-    gelu_forward(la.fchg, la.fch, (size_t)N * F, stream_);
-    if (la.res_out) mm_->linear_residual(la.res_out, la.res_mid, la.fchg, w.fcprojw, N, F, C, stream_);
+    if (la.res_out) {
+      gelu_forward(la.fchg, la.fch, (size_t)N * F, stream_);
+      mm_->linear_residual(la.res_out, la.res_mid, la.fchg, w.fcprojw, N, F, C, stream_);
+    }
   }
 
   AttnArgs self_attn_args(const Batch& b, const bf16* qkv, bf16* att, float* lse) const {
@@ -756,13 +756,20 @@ class CudaBackend : public Backend {
         // res_in already carries its bias (added in the forward); the output is stored.
         LayerActs rc = la;
         rc.res_out = nullptr;
-        // att and lse of this layer were kept by the forward: no attention recompute.
-        layer_forward(l, rc, w, N, nullptr, [](const bf16*, bf16*, float*) {});
+        if (acts_.natt > 1) {
+          // att and lse of this layer were kept by the forward: no attention recompute.
+          layer_forward(l, rc, w, N, nullptr, [](const bf16*, bf16*, float*) {});
+        } else {
+          layer_forward(l, rc, w, N, nullptr, [&](const bf16* qkv, bf16* att, float* lse) {
+            attention_forward(self_attn_args(b, qkv, att, lse), ps.pat, ps.plan, stream_);
+          });
+        }
       }
       // dres = d loss / d res_out.  MLP output projection (+ its bias, added on the residual).
       f32_to_bf16(dC, dres, (size_t)N * C, stream_);
       bias_backward<float>(G(FCPROJB, l), scratch, dres, N, C, stream_);
-      mm_->linear_dw(G(FCPROJW, l), dC, la.fchg, N, F, C, stream_);
+      gelu_forward(dF, la.fch, (size_t)N * F, stream_);  // GELU output, recomputed into dF
+      mm_->linear_dw(G(FCPROJW, l), dC, dF, N, F, C, stream_);
       mm_->linear_dinp(dF, dC, w.fcprojw, N, F, C, stream_);
       gelu_backward_inplace(dF, la.fch, (size_t)N * F, stream_);
       bias_backward<bf16>(G(FCB, l), scratch, dF, N, F, stream_);
