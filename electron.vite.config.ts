@@ -14,6 +14,10 @@ export default defineConfig({
           web: resolve(root, 'src-main/web.ts'), // web mode entry (no Electron)
           // datasets: the tokenizer worker thread, loaded by src-main/core/datasets/tokenize-pool.ts
           'dataset-tokenize-worker': resolve(root, 'src-main/core/datasets/tokenize-worker.ts'),
+          // runs: the training worker process, forked by src-main/core/runs/worker-process.ts
+          worker: resolve(root, 'src-main/worker/index.ts'),
+          // chat: the GGUF host process (node-llama-cpp), forked by src-main/core/chat/gguf-client.ts
+          'gguf-host': resolve(root, 'src-main/core/chat/gguf-host.ts'),
         },
       },
     },

@@ -23,6 +23,12 @@ export * from './datasets.ts'
 // ---- end datasets ----
 
 export * from './runs.ts'
+// ---- export and chat (types and argument schemas live in export.ts / chat.ts) ----
+import { exportMethodArgs, type ExportJob, type ExportProgress } from './export.ts'
+import { chatMethodArgs, type ChatDocument, type ChatSendResult, type ChatSessionInfo, type ChatTokenEvent } from './chat.ts'
+export * from './export.ts'
+export * from './chat.ts'
+// ---- end export and chat ----
 
 // ---- shared value types ------------------------------------------------------------------
 
@@ -187,7 +193,22 @@ export const methods = {
   'runs.resume': method<RunSummary>()(runMethodArgs.control),
   'runs.stop': method<RunSummary>()(runMethodArgs.control),
   'runs.delete': method<{ deleted: boolean }>()(runMethodArgs.control),
+  'runs.demo': method<RunPlan>()(runMethodArgs.demo),
   // ---- end runs ----
+  // ---- export: runs in the background; progress and the end come as 'export.progress' ----
+  'export.start': method<{ jobId: string }>()(exportMethodArgs.start),
+  'export.cancel': method<{ cancelled: boolean }>()(exportMethodArgs.cancel),
+  'export.jobs': method<ExportJob[]>()(exportMethodArgs.jobs),
+  // ---- chat: answers stream as 'chat.token' events; session changes (crash, unload) as 'chat.session' ----
+  'chat.load': method<ChatSessionInfo>()(chatMethodArgs.load),
+  'chat.send': method<ChatSendResult>()(chatMethodArgs.send),
+  'chat.stop': method<{ stopped: boolean }>()(chatMethodArgs.stop),
+  'chat.unload': method<{ unloaded: boolean }>()(chatMethodArgs.unload),
+  'chat.restart': method<ChatSessionInfo>()(chatMethodArgs.restart),
+  'chat.sessions': method<ChatSessionInfo[]>()(chatMethodArgs.sessions),
+  'chat.countTokens': method<{ tokens: number }>()(chatMethodArgs.countTokens),
+  'chat.readDocument': method<ChatDocument>()(chatMethodArgs.readDocument),
+  // ---- end export and chat ----
 } as const
 
 export type Methods = typeof methods
@@ -220,6 +241,12 @@ export interface ApiEvents {
   'runs.status': RunEvents['runs.status']
   'runs.metrics': RunEvents['runs.metrics']
   'runs.eval': RunEvents['runs.eval']
+  // export progress, about 5 times a second, and once with done: true at the end
+  'export.progress': ExportProgress
+  // chat: answer text as it streams (about 20 a second), the last one with done: true
+  'chat.token': ChatTokenEvent
+  // chat: a session crashed (GGUF process died), was restarted or unloaded
+  'chat.session': ChatSessionInfo
 }
 export type EventName = keyof ApiEvents
 

@@ -26,9 +26,21 @@ export const METHOD_NAMES = [
   'runs.resume',
   'runs.stop',
   'runs.delete',
+  'runs.demo',
+  'export.start',
+  'export.cancel',
+  'export.jobs',
+  'chat.load',
+  'chat.send',
+  'chat.stop',
+  'chat.unload',
+  'chat.restart',
+  'chat.sessions',
+  'chat.countTokens',
+  'chat.readDocument',
 ] as const
 
-export const EVENT_NAMES = ['system.gpus', 'settings.changed', 'datasets.progress', 'runs.status', 'runs.metrics', 'runs.eval'] as const
+export const EVENT_NAMES = ['system.gpus', 'settings.changed', 'datasets.progress', 'runs.status', 'runs.metrics', 'runs.eval', 'export.progress', 'chat.token', 'chat.session'] as const
 
 // IPC channel names used by the Electron transport and the preload.
 export const IPC_CALL_PREFIX = 'api:'

@@ -57,7 +57,9 @@ export const runPlanSchema = z
     eval: z
       .object({
         windows: z.array(positiveInt).min(1), // perplexity windows, e.g. base, 2x, 4x
-        maxWindowsPerLength: positiveInt, // cap on held-out windows scored per length
+        // cap on held-out windows of the longest length; shorter lengths score the same text cut
+        // finer, so the lengths are compared on the same tokens
+        maxWindowsPerLength: positiveInt,
         slidingStride: positiveInt.nullable(), // sliding-window perplexity stride, null = off
         passkey: z
           .object({
@@ -70,6 +72,9 @@ export const runPlanSchema = z
       })
       .strict(),
     keepCheckpoints: positiveInt, // the last N interval checkpoints; stage-end ones are always kept
+    // What the default plan (or fit) chose and why, e.g. that the data holds fewer tokens than
+    // planned; shown beside the plan, ignored by the trainer.
+    notes: z.array(z.string().max(1000)).max(32).optional(),
   })
   .strict()
   .superRefine((plan, ctx) => {
@@ -119,7 +124,8 @@ export interface MemoryEstimate {
 export interface StageTimeEstimate {
   stage: string
   stepMs: number // measured over a short warm-up
-  etaSeconds: number
+  etaSeconds: number // stepMs x the stage's steps (evaluations and checkpoints not included)
+  measuredPeakBytes?: number // the engine's peak allocation during the measured steps
 }
 
 // ---- runs --------------------------------------------------------------------------------
@@ -130,7 +136,9 @@ export interface RunSummary {
   id: string
   name: string
   status: RunStatus
-  message: string | null // why it stopped/failed, what to change
+  // why it stopped/failed and what to change; while running, what the worker is doing between
+  // steps ('Baseline evaluation…', 'Pausing: …'), null while it trains
+  message: string | null
   createdMs: number
   updatedMs: number
   stageIndex: number
@@ -182,10 +190,14 @@ export interface PasskeyCell {
 
 export interface EvalResult {
   step: number
-  stage: number // -1 for the baseline
+  // -1 for the baseline: the original model, windows longer than its context scored with the
+  // position table tiled to them (unchanged on its own context), as the DESIGN's table does
+  stage: number
   label: 'baseline' | 'interval' | 'stage-end'
   timeMs: number
-  windows: WindowPerplexity[]
+  windows: WindowPerplexity[] // every length on the same held-out text
+  // on the first held-out spans within the evaluation's forward budget: comparable across lengths
+  // and evaluations, not with `windows` (a smaller sample)
   sliding: Array<{ length: number; stride: number; ppl: number }> | null
   passkey: PasskeyCell[] | null
 }
@@ -211,6 +223,9 @@ export const runMethodArgs = {
   list: z.object({}).strict(),
   get: z.object({ runId, maxPoints: z.number().int().min(10).max(100_000).default(2000) }).strict(),
   control: z.object({ runId }).strict(),
+  // "New run -> Demo": imports the bundled corpus with the bundled demo model's tokenizer
+  // (instant after the first time) and returns a short CPU plan for them.
+  demo: z.object({}).strict(),
 }
 
 export interface RunEvents {

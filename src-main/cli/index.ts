@@ -4,10 +4,15 @@
 import { Command, CommanderError } from 'commander'
 import { ApiError } from '../api/contract.ts'
 import { registerDataset } from './commands/dataset.ts'
+import { registerEval } from './commands/eval.ts'
 import { registerExtend } from './commands/extend.ts'
+import { registerExport } from './commands/export.ts'
 import { registerGenerate } from './commands/generate.ts'
 import { registerInspect } from './commands/inspect.ts'
+import { registerPlan } from './commands/plan.ts'
+import { registerRuns } from './commands/runs.ts'
 import { registerScore } from './commands/score.ts'
+import { registerTrain } from './commands/train.ts'
 import { CliError, processIO, type CliIO } from './common.ts'
 
 // Exit codes: 1 for a failure the user can fix (bad input, missing file, engine error), 2 for a
@@ -23,8 +28,18 @@ export function buildProgram(io: CliIO): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride()
-  // Later issues add dataset, plan, train, runs, eval and export the same way.
-  for (const register of [registerInspect, registerScore, registerGenerate, registerExtend, registerDataset]) {
+  for (const register of [
+    registerInspect,
+    registerScore,
+    registerGenerate,
+    registerExtend,
+    registerDataset,
+    registerPlan,
+    registerTrain,
+    registerRuns,
+    registerEval,
+    registerExport,
+  ]) {
     const cmd = register(program, io)
     cmd.exitOverride().configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
   }

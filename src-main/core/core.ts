@@ -20,6 +20,9 @@ import { readSystemInfo, type NativeProbe } from './system-info.ts'
 import { inspectModelFolder } from './models.ts'
 import { DatasetService } from './datasets/service.ts' // datasets
 import { dataLayout } from './paths.ts' // datasets
+import { RunService } from './runs/service.ts' // runs
+import { ExportService } from './export/service.ts' // export
+import { ChatService } from './chat/service.ts' // chat
 
 export interface CoreOptions {
   mode: 'electron' | 'web'
@@ -50,6 +53,22 @@ export async function createCore(opts: CoreOptions): Promise<Core> {
     emit: (progress) => hub.emit('datasets.progress', progress),
   })
   // ---- end datasets ----
+  // ---- runs ----
+  const runs = await RunService.open({
+    runsDir: () => dataLayout(settings.get().dataDir).runs,
+    datasetsDir: () => dataLayout(settings.get().dataDir).datasets,
+    probe: opts.native,
+    emit: (event, payload) => hub.emit(event, payload as ApiEvents[typeof event]), // RunEvents is a subset of ApiEvents
+  })
+  // ---- end runs ----
+  // ---- export and chat ----
+  const exports = new ExportService({ emit: (progress) => hub.emit('export.progress', progress) })
+  const chat = new ChatService({
+    emitToken: (e) => hub.emit('chat.token', e),
+    emitSession: (info) => hub.emit('chat.session', info),
+    backend: () => settings.get().backend,
+  })
+  // ---- end export and chat ----
 
   const handlers: Handlers = {
     'app.info': () => ({ version, mode: opts.mode, platform: process.platform }),
@@ -73,6 +92,33 @@ export async function createCore(opts: CoreOptions): Promise<Core> {
     'datasets.list': () => datasets.list(),
     'datasets.get': (args) => datasets.get(args.id, args.targetContext),
     // ---- end datasets ----
+    // ---- runs ----
+    'runs.defaultPlan': (args) => runs.defaultPlan(args),
+    'runs.estimate': (args) => runs.estimate(args.plan),
+    'runs.fit': (args) => runs.fit(args.plan),
+    'runs.measure': (args) => runs.measure(args.plan, args.steps),
+    'runs.create': (args) => runs.create(args.plan, args.start),
+    'runs.list': () => runs.list(),
+    'runs.get': (args) => runs.get(args.runId, args.maxPoints),
+    'runs.pause': (args) => runs.pause(args.runId),
+    'runs.resume': (args) => runs.resume(args.runId),
+    'runs.stop': (args) => runs.stop(args.runId),
+    'runs.delete': (args) => runs.delete(args.runId),
+    'runs.demo': () => runs.demo(),
+    // ---- end runs ----
+    // ---- export and chat ----
+    'export.start': (args) => exports.start(args),
+    'export.cancel': (args) => exports.cancel(args.jobId),
+    'export.jobs': () => exports.list(),
+    'chat.load': (args) => chat.load(args),
+    'chat.send': (args) => chat.send(args),
+    'chat.stop': (args) => chat.stop(args.sessionId),
+    'chat.unload': (args) => chat.unload(args.sessionId),
+    'chat.restart': (args) => chat.restart(args.sessionId),
+    'chat.sessions': () => chat.list(),
+    'chat.countTokens': (args) => chat.countTokens(args.sessionId, args.text),
+    'chat.readDocument': (args) => chat.readDocument(args.path),
+    // ---- end export and chat ----
   }
 
   // Live GPU figures only while someone listens: NVML reads are cheap but not free.
@@ -109,6 +155,9 @@ export async function createCore(opts: CoreOptions): Promise<Core> {
     onAny: (listener) => hub.onAny(listener),
     async dispose() {
       await datasets.dispose() // datasets: stop running imports, removing their folders
+      await runs.dispose() // runs: running workers pause (checkpoint, exit)
+      await chat.dispose() // chat: free the models, end the GGUF processes
+      await exports.dispose() // export: cancel running exports (their partial files are removed)
       if (gpuTimer) clearInterval(gpuTimer)
       gpuTimer = null
     },

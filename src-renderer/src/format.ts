@@ -131,3 +131,47 @@ export function fraction(used: number | null | undefined, total: number | null |
   if (!finite(used) || !finite(total) || total <= 0) return 0
   return Math.min(1, Math.max(0, used / total))
 }
+
+/**
+ * Context lengths the way people say them: 256, 512, "1k", "2k", "1.5k", "8k", "16k".
+ * Powers of two above 1024 read as k of 1024 tokens (2048 is "2k", as in "a 2k model").
+ */
+export function formatContext(tokens: number | null | undefined): string {
+  if (!finite(tokens) || tokens < 0) return DASH
+  if (tokens < 1024) return String(Math.round(tokens))
+  const k = tokens / 1024
+  return Number.isInteger(k) ? `${k}k` : `${Number(k.toFixed(1))}k`
+}
+
+/** Perplexity with two decimals ("11.68"); large values (an untrained length) lose decimals. */
+export function formatPpl(ppl: number | null | undefined): string {
+  if (!finite(ppl) || ppl <= 0) return DASH
+  if (ppl >= 1000) return formatCount(Math.round(ppl))
+  if (ppl >= 100) return ppl.toFixed(1)
+  return ppl.toFixed(2)
+}
+
+/** A signed change: "+0.8%", "-3.1%", "±0.0%". */
+export function formatSignedPercent(pct: number | null | undefined, decimals = 1): string {
+  if (!finite(pct)) return DASH
+  const text = Math.abs(pct).toFixed(decimals)
+  if (Number(text) === 0) return `±${text}%`
+  return `${pct > 0 ? '+' : '-'}${text}%`
+}
+
+/** Compact counts for charts and stats: 12.25, 950, "12.3K", "4.5M", "1.2B". */
+export function formatCompact(n: number | null | undefined): string {
+  if (!finite(n)) return DASH
+  const a = Math.abs(n)
+  if (a < 100) return String(Math.round(n * 100) / 100) // 0.5, 12.25
+  if (a < 1000) return String(Math.round(n)) // 809, not 808.62
+  return (n < 0 ? '-' : '') + formatParams(a)
+}
+
+/** Learning rates: "3e-4", "1.5e-5", "0". */
+export function formatLr(lr: number | null | undefined): string {
+  if (!finite(lr)) return DASH
+  if (lr === 0) return '0'
+  const [m, e] = lr.toExponential(2).split('e')
+  return `${Number(m)}e${Number(e)}`
+}

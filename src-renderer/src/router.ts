@@ -33,7 +33,8 @@ export const routes: RouteRecordRaw[] = [
     meta: { title: 'New run', subtitle: 'Teach a model a longer context in four steps', icon: 'newRun', nav: 'New run' },
   },
   {
-    path: '/monitor',
+    // one record with an optional id, so the sidebar's Monitor entry stays lit on /monitor/<id>
+    path: '/monitor/:runId?',
     name: 'monitor',
     component: MonitorView,
     meta: { title: 'Monitor', subtitle: 'Live training figures', icon: 'monitor', nav: 'Monitor' },

@@ -6,6 +6,14 @@ import {
   type ApiEvents,
   type AppInfo,
   type ArgsOf,
+  type DatasetPreview,
+  type DatasetSummary,
+  type EvalResult,
+  type MemoryEstimate,
+  type MetricPoint,
+  type RunPlan,
+  type RunSummary,
+  type StagePlan,
   type EventName,
   type GpuInfo,
   type MethodName,
@@ -117,4 +125,166 @@ export const modelInfo: ModelInfo = {
   dtype: 'F32',
   sizeOnDiskBytes: 548_105_171,
   files: 5,
+}
+
+// ---- datasets and runs ------------------------------------------------------------------------
+
+
+export const datasetPreview: DatasetPreview = {
+  path: '/data/chapters.jsonl',
+  format: 'jsonl',
+  files: 1,
+  totalBytes: 4_370_674,
+  ignoredFiles: 0,
+  fields: [
+    { name: 'title', type: 'string', avgChars: 10 },
+    { name: 'text', type: 'string', avgChars: 3600 },
+    { name: 'n', type: 'number', avgChars: 0 },
+  ],
+  textFields: ['text'],
+  documents: [{ index: 0, where: 'chapters.jsonl, line 1', chars: 3600, text: 'In the beginning', truncated: true }],
+  notes: [],
+}
+
+export const datasetSummary: DatasetSummary = {
+  id: 'abcdef0123456789',
+  name: 'chapters.jsonl',
+  createdAt: '2025-11-22T15:00:00.000Z',
+  source: { path: '/data/chapters.jsonl', format: 'jsonl', files: 1, bytes: 4_370_674, textFields: ['text'] },
+  tokenizer: { hash: 'h', kind: 'tokenizer.json', vocabSize: 50257, modelDir: '/models/gpt2' },
+  stats: {
+    documents: 1165,
+    tokens: 1_000_000,
+    total: { documents: 1189, tokens: 1_020_000 },
+    heldOut: { documents: 24, tokens: 20_000, windows: { '2048': 5, '4096': 2, '8192': 0, '16384': 0 } },
+    lengthHistogram: [
+      { label: '<256', minTokens: 0, maxTokens: 256, documents: 10, tokens: 1000 },
+      { label: '256-512', minTokens: 256, maxTokens: 512, documents: 0, tokens: 0 },
+      { label: '512-1k', minTokens: 512, maxTokens: 1024, documents: 1000, tokens: 700_000 },
+      { label: '>=16k', minTokens: 16384, maxTokens: null, documents: 1, tokens: 17_000 },
+    ],
+    atLeast: {
+      '2048': { documents: 40, tokens: 120_000 },
+      '4096': { documents: 5, tokens: 30_000 },
+      '8192': { documents: 1, tokens: 17_000 },
+      '16384': { documents: 1, tokens: 17_000 },
+    },
+    longestDocumentTokens: 17_000,
+    medianDocumentTokens: 700,
+    meanDocumentTokens: 858,
+    warnings: ['Only 1 training document is at least 8192 tokens long.'],
+  },
+  sizeOnDiskBytes: 2_100_000,
+  importNotes: [],
+}
+
+export function stage(name: string, context: number, steps = 10): StagePlan {
+  return {
+    name,
+    context,
+    steps,
+    tokensPerStep: context * 4,
+    microBatch: 2,
+    lr: { peak: 3e-4, warmupSteps: 2, minRatio: 0.1 },
+    pLong: 0.6,
+    packLong: false,
+    recompute: false,
+    evalEvery: 5,
+    checkpointEvery: 5,
+  }
+}
+
+export const runPlan: RunPlan = {
+  schema: 1,
+  name: '1k -> 4k',
+  modelDir: '/models/gpt2',
+  datasetId: datasetSummary.id,
+  backend: 'auto',
+  baseContext: 1024,
+  extendMode: 'tile',
+  seed: 1,
+  stages: [stage('2k', 2048), stage('4k', 4096)],
+  optimizer: { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1, masterDtype: 'fp32' },
+  eval: {
+    windows: [1024, 2048, 4096],
+    maxWindowsPerLength: 8,
+    slidingStride: null,
+    passkey: { lengths: [1024, 4096], depths: [0, 0.5, 1], trials: 2 },
+  },
+  keepCheckpoints: 2,
+}
+
+export const memoryEstimate: MemoryEstimate = {
+  device: 'NVIDIA GeForce RTX 4090',
+  backend: 'cuda',
+  stages: runPlan.stages.map((s, i) => ({
+    stage: s.name,
+    context: s.context,
+    weightsBytes: GiB,
+    optimizerBytes: 2 * GiB,
+    gradientsBytes: GiB,
+    activationsBytes: (i + 1) * 4 * GiB,
+    workspaceBytes: GiB / 2,
+    totalBytes: 5.5 * GiB + (i + 1) * 4 * GiB,
+    availableBytes: 20 * GiB,
+    verdict: i === 0 ? 'fits' : 'tight',
+  })),
+}
+
+export function runSummary(over: Partial<RunSummary> = {}): RunSummary {
+  return {
+    id: 'run-1',
+    name: runPlan.name,
+    status: 'running',
+    message: null,
+    createdMs: 1_000,
+    updatedMs: 2_000,
+    stageIndex: 0,
+    stageCount: 2,
+    step: 3,
+    totalSteps: 20,
+    baseContext: 1024,
+    targetContext: 4096,
+    modelDir: runPlan.modelDir,
+    datasetId: runPlan.datasetId,
+    backend: 'cuda',
+    lastCheckpoint: null,
+    baselinePpl: null,
+    latestPpl: null,
+    ...over,
+  }
+}
+
+export function metricPoint(step: number, stage = 0, over: Partial<MetricPoint> = {}): MetricPoint {
+  return {
+    step,
+    stage,
+    stageStep: step,
+    timeMs: 1_000 + step * 100,
+    loss: 3 - step * 0.01,
+    lr: 3e-4,
+    gradNorm: 1,
+    tokensPerSec: 10_000,
+    stepMs: 100,
+    deviceUsedBytes: 8 * GiB,
+    deviceTotalBytes: 24 * GiB,
+    engineMappedBytes: 6 * GiB,
+    engineAllocatedBytes: 5 * GiB,
+    longFracExamples: 0.6,
+    longFracTokens: 0.8,
+    ...over,
+  }
+}
+
+export function evalResult(label: EvalResult['label'], stage: number, step: number, ppl: Record<number, number>, over: Partial<EvalResult> = {}): EvalResult {
+  return {
+    step,
+    stage,
+    label,
+    timeMs: 1_000 + step * 100 + (label === 'stage-end' ? 1 : 0),
+    windows: Object.entries(ppl).map(([length, p]) => ({ length: Number(length), ppl: p, nll: Math.log(p), predictions: 1000 })),
+    sliding: null,
+    passkey: null,
+    ...over,
+  }
 }
