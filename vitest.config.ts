@@ -29,7 +29,8 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           environment: 'node',
-          testTimeout: 180_000,
+          // the demo run trains for real on the CPU: minutes on a busy 2-core machine
+          testTimeout: 420_000,
           hookTimeout: 180_000,
           fileParallelism: false,
         },

@@ -1,6 +1,7 @@
 // Staged runs in the API: the plan file's schema (also what `longctx train plan.json` reads),
 // the memory estimate, run summaries, metrics and evaluations.
 import { z } from 'zod'
+import type { ModelSourceArg } from './export.ts'
 
 // ---- the plan (a versioned JSON file) ------------------------------------------------------
 
@@ -150,7 +151,13 @@ export interface RunSummary {
   modelDir: string
   datasetId: string
   backend: 'cpu' | 'cuda' | null
+  // The latest checkpoint's file name, relative to <run>/checkpoints/ (not a path: use
+  // modelSource to open or export it).
   lastCheckpoint: string | null
+  // What export and chat open for this run, with absolute paths: the completed run's final/
+  // folder, else its latest complete checkpoint on top of the plan's model folder; null before
+  // the first checkpoint. Pass it as is to export.start or chat.load.
+  modelSource: ModelSourceArg | null
   // perplexity per window at the end (or latest eval) and at the baseline, by window length
   baselinePpl: Record<string, number> | null
   latestPpl: Record<string, number> | null

@@ -21,6 +21,7 @@ import { inspectModelFolder } from './models.ts'
 import { DatasetService } from './datasets/service.ts' // datasets
 import { dataLayout } from './paths.ts' // datasets
 import { RunService } from './runs/service.ts' // runs
+import { registerRunExportResolver } from './runs/export-source.ts' // runs
 import { ExportService } from './export/service.ts' // export
 import { ChatService } from './chat/service.ts' // chat
 
@@ -60,6 +61,9 @@ export async function createCore(opts: CoreOptions): Promise<Core> {
     probe: opts.native,
     emit: (event, payload) => hub.emit(event, payload as ApiEvents[typeof event]), // RunEvents is a subset of ApiEvents
   })
+  // Run ids resolve to their model (final/ or latest checkpoint) wherever a path-or-id is
+  // resolved (resolveExportSource); the registry is process-wide, so dispose() unregisters.
+  const unregisterRunSources = registerRunExportResolver(() => dataLayout(settings.get().dataDir).runs)
   // ---- end runs ----
   // ---- export and chat ----
   const exports = new ExportService({ emit: (progress) => hub.emit('export.progress', progress) })
@@ -156,6 +160,7 @@ export async function createCore(opts: CoreOptions): Promise<Core> {
     async dispose() {
       await datasets.dispose() // datasets: stop running imports, removing their folders
       await runs.dispose() // runs: running workers pause (checkpoint, exit)
+      unregisterRunSources()
       await chat.dispose() // chat: free the models, end the GGUF processes
       await exports.dispose() // export: cancel running exports (their partial files are removed)
       if (gpuTimer) clearInterval(gpuTimer)

@@ -3,7 +3,7 @@
 // stage has more position rows (and maybe other attention patterns) than that folder, so the
 // folder's model is first brought to the checkpoint's shape (positions tiled, patterns set) and
 // then the checkpoint's weights replace it. The runs code (issue 7) resolves run ids to these.
-import { stat } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { ApiError } from '../api/contract.ts'
 import { EngineError } from '../engine/errors.ts'
@@ -83,11 +83,26 @@ export interface OpenedModel {
   baseContext: number // position rows of the model folder (before the checkpoint's extension)
 }
 
+// A model folder's display name (chat, GGUF metadata): its base name, except that a run's final/
+// folder (what a completed run's summary hands out) is named after its run's plan, since every
+// completed run's folder is called "final".
+async function folderName(dir: string): Promise<string> {
+  if (path.basename(dir) === 'final') {
+    try {
+      const plan = JSON.parse(await readFile(path.join(path.dirname(dir), 'plan.json'), 'utf8')) as { name?: unknown }
+      if (typeof plan.name === 'string' && plan.name.trim()) return plan.name.trim()
+    } catch {
+      // not a run folder (or no readable plan): the base name will do
+    }
+  }
+  return path.basename(dir)
+}
+
 export async function openModelSource(source: ModelSource, backend: BackendPreference = 'auto'): Promise<OpenedModel> {
   if (source.kind === 'model') {
     const model = await loadEngineModel(source.path, backend)
     const dir = path.resolve(source.path)
-    return { model, modelDir: dir, name: path.basename(dir), checkpoint: null, baseContext: model.config.nPositions }
+    return { model, modelDir: dir, name: await folderName(dir), checkpoint: null, baseContext: model.config.nPositions }
   }
   const st = await stat(source.checkpoint).catch(() => null)
   if (!st?.isFile()) throw new ApiError('not_found', `${path.resolve(source.checkpoint)}: no such checkpoint file`)

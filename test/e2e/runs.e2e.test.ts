@@ -1,7 +1,8 @@
 // Datasets and staged runs as a user meets them, in a real browser against the built app in web
 // mode: import a folder and a .jsonl in the wizard's Dataset step and read the histogram; run the
 // demo from the wizard to the final perplexity table and passkey heatmap, kill the training worker
-// mid-run, resume it, and check the numbers on screen against the run's own files.
+// mid-run, resume it, and check the numbers on screen against the run's own files; export the
+// run from the runs list to HF and GGUF and chat with the run and its GGUF in compare mode.
 import { readFile, readdir, writeFile, mkdir } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
@@ -255,6 +256,80 @@ describe('a staged run', () => {
     await page.getByTestId('monitor-chart-loss').scrollIntoViewIfNeeded()
     await shot(page, 'runs-08b-monitor-other-theme')
     await page.getByTestId('theme-toggle').click()
+  })
+
+  it('exports the run from the runs list to HF and GGUF, then chats with the run and its GGUF side by side', async () => {
+    await page.getByTestId('sidebar').getByRole('link', { name: 'Runs', exact: true }).click()
+    const row = page.locator(`[data-testid="run-row"][data-id="${runId}"]`)
+    await row.waitFor()
+    // a completed run exports its final model (the summary's modelSource)
+    expect(await row.getByTestId('run-export').getAttribute('data-source')).toBe('final')
+    await row.getByTestId('run-export').click()
+    const dialog = page.getByTestId('export-dialog')
+    await dialog.waitFor()
+    expect(await dialog.getByTestId('export-source').textContent()).toContain(join(dir.path, 'data/runs', runId, 'final'))
+    const outDir = join(dir.path, 'run-exports')
+    const input = dialog.getByTestId('export-out').getByTestId('path-picker-input')
+    await input.fill(outDir)
+    await input.press('Enter')
+    for (const [format, type] of [
+      ['hf', null],
+      ['gguf', 'f16'],
+    ] as const) {
+      await dialog.getByTestId('export-format').locator(`[data-value="${format}"]`).click()
+      if (type) await dialog.getByTestId('export-type').locator(`[data-value="${type}"]`).click()
+      await dialog.getByTestId('export-start').click()
+      await expect.poll(() => dialog.getByTestId('export-progress').getAttribute('data-phase'), { timeout: 60_000 }).toBe('done')
+      await dialog.getByTestId('export-result').waitFor()
+      await page.waitForTimeout(500) // the progress bar's width eases in over 0.4 s
+      await shot(page, `runs-export-01-${format}`)
+      if (format === 'hf') await dialog.getByTestId('export-again').click()
+    }
+    await dialog.getByTestId('export-close').click()
+    const outputs = await readdir(outDir)
+    const hf = outputs.find((n) => n.endsWith('-hf'))
+    const gguf = outputs.find((n) => n.endsWith('.f16.gguf'))
+    expect(hf && gguf, outputs.join(', ')).toBeTruthy()
+    expect(await readdir(join(outDir, hf!))).toEqual(expect.arrayContaining(['config.json', 'model.safetensors', 'tokenizer.json']))
+    expect((await readFile(join(outDir, gguf!))).toString('latin1', 0, 4)).toBe('GGUF')
+
+    // Chat, compare mode: the run on the native engine (left), its GGUF in node-llama-cpp (right)
+    await page.getByTestId('sidebar').getByRole('link', { name: 'Chat', exact: true }).click()
+    await page.getByTestId('chat-view').waitFor()
+    await page.getByTestId('chat-compare-toggle').click()
+    const side = (s: 'a' | 'b') => page.locator(`[data-testid="chat-model-picker"][data-side="${s}"]`)
+    const column = (s: 'a' | 'b') => page.locator(`[data-testid="chat-column"][data-side="${s}"]`)
+    await side('a').getByTestId('chat-source-kind').locator('[data-value="run"]').click()
+    const option = side('a').locator(`[data-testid="chat-run-select"] option[value="${runId}"]`)
+    await option.waitFor({ state: 'attached' })
+    expect(await option.textContent()).toMatch(/^\s*Run .+ — final\s*$/)
+    await side('a').getByTestId('chat-run-select').selectOption(runId)
+    await side('a').getByTestId('chat-load').click()
+    await expect.poll(() => side('a').getByTestId('chat-backend').textContent(), { timeout: 60_000 }).toMatch(/Native engine/)
+    await side('b').getByTestId('chat-source-kind').locator('[data-value="gguf"]').click()
+    const ggufInput = side('b').getByTestId('chat-gguf-path').getByTestId('path-picker-input')
+    await ggufInput.fill(join(outDir, gguf!))
+    await ggufInput.press('Enter')
+    await side('b').getByTestId('chat-load').click()
+    await expect.poll(() => side('b').getByTestId('chat-backend').textContent(), { timeout: 60_000 }).toMatch(/GGUF/)
+    // both sides carry the run's name: the left from the run's plan, the right from the GGUF metadata
+    expect(await side('a').getByTestId('chat-model-name').textContent()).toBe(await side('b').getByTestId('chat-model-name').textContent())
+    await page.getByTestId('chat-input').fill('In the beginning')
+    await page.getByTestId('chat-send').click()
+    for (const s of ['a', 'b'] as const) {
+      const answers = column(s).locator('[data-testid="chat-message"][data-role="assistant"]')
+      await expect
+        .poll(async () => (await answers.count()) > 0 && (await answers.last().getAttribute('data-streaming')) === null, { timeout: 60_000 })
+        .toBe(true)
+      expect(((await answers.last().locator('.text').textContent()) ?? '').length, `side ${s}`).toBeGreaterThan(0)
+      expect(Number(await column(s).getByTestId('chat-tps').textContent()), `side ${s}`).toBeGreaterThan(0)
+    }
+    await page.waitForTimeout(500)
+    await shot(page, 'runs-export-02-chat-compare')
+    // free both models before the run (whose final/ the left side opened) is deleted
+    await side('a').getByTestId('chat-unload').click()
+    await side('b').getByTestId('chat-unload').click()
+    await side('b').getByTestId('chat-load').waitFor()
   })
 
   it('lists the run with its final numbers and deletes it after asking', async () => {

@@ -249,6 +249,7 @@ export function runSummary(over: Partial<RunSummary> = {}): RunSummary {
     datasetId: runPlan.datasetId,
     backend: 'cuda',
     lastCheckpoint: null,
+    modelSource: null,
     baselinePpl: null,
     latestPpl: null,
     ...over,

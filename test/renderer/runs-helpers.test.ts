@@ -9,6 +9,7 @@ import { metricColumns, perplexityColumns, stageBoundaries, thinPoints } from '@
 import { perplexityRows, pplTone, summaryPplRows } from '@/runs/perplexity'
 import { getAt, parseNumberList, serverFieldErrors, setAt, validatePlan } from '@/runs/plan-rules'
 import { canResume, passkeyGrid, stageProgress } from '@/runs/progress'
+import { runSourceLabel } from '@/runs/source'
 import { datasetSummary, evalResult, metricPoint, runPlan } from './fake-api'
 
 function edited(edit: (p: RunPlan) => void): RunPlan {
@@ -274,5 +275,15 @@ describe('run formats', () => {
 describe('formatCompact', () => {
   it('keeps small numbers exact, rounds hundreds, abbreviates thousands', () => {
     expect([0.5, 12.345, 808.62, 4712, -2500000].map(formatCompact)).toEqual(['0.5', '12.35', '809', '4.7K', '-2.5M'])
+  })
+})
+
+describe('runSourceLabel', () => {
+  it('names what a run opens as: final, the checkpoint step, or nothing yet', () => {
+    expect(runSourceLabel({ modelSource: { kind: 'model', path: '/data/runs/r1/final' } })).toBe('final')
+    expect(
+      runSourceLabel({ modelSource: { kind: 'checkpoint', modelDir: '/m', checkpoint: '/data/runs/r1/checkpoints/step-000040.safetensors' } }),
+    ).toBe('step 40')
+    expect(runSourceLabel({ modelSource: null })).toBeNull()
   })
 })

@@ -9,6 +9,8 @@ import { exportCardSchema, type ExportCard, type ExportFormat, type GgufType } f
 import { runExport } from '../../core/export/run-export.ts'
 import { resolveExportSource } from '../../core/export/source.ts'
 import { defaultDataDir } from '../../core/paths.ts'
+import { registerRunExportResolver } from '../../core/runs/export-source.ts'
+import { dataFolders } from '../run-service.ts'
 import { CliError, formatBytes, intOption, setThreads, type CliIO } from '../common.ts'
 
 interface ExportOptions {
@@ -52,7 +54,14 @@ export function registerExport(program: Command, io: CliIO): Command {
     .option('--threads <n>', 'CPU threads (0 = all cores)', intOption(0, 4096))
     .action(async (arg: string, opts: ExportOptions) => {
       setThreads(opts.threads)
-      const source = await resolveExportSource(arg, { model: opts.model, dataDir: defaultDataDir() })
+      // Run ids: the runs of the app's data folder (its settings, as `longctx runs` lists them).
+      const unregister = registerRunExportResolver(async () => (await dataFolders()).runs)
+      let source
+      try {
+        source = await resolveExportSource(arg, { model: opts.model, dataDir: defaultDataDir() })
+      } finally {
+        unregister()
+      }
       const card = opts.card ? await readCard(opts.card) : undefined
       const tty = process.stderr.isTTY === true
       let lastLine = ''

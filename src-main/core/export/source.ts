@@ -1,7 +1,7 @@
 // What `longctx export ARG` (and anything else given one path or id) exports: a model folder, a
-// checkpoint file, or a run. Runs (issue 7) are not built yet, so run ids are resolved by
-// resolvers that the runs code registers here; until then an id that is neither a folder nor a
-// file is reported as unknown.
+// checkpoint file, or a run. Run ids are resolved by resolvers that the runs code registers here
+// (core/runs/export-source.ts, from createCore and the CLI's export command); an id no resolver
+// knows that is neither a folder nor a file is reported as unknown.
 import { stat } from 'node:fs/promises'
 import path from 'node:path'
 import { ApiError } from '../../api/contract.ts'

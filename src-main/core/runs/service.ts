@@ -11,10 +11,12 @@
 // exits without saying 'finished' died: the run becomes 'interrupted'. At start, runs whose
 // state says 'running' but whose supervisor and worker are gone are marked interrupted too.
 import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { ApiError } from '../../api/errors.ts'
+import type { ModelSourceArg } from '../../api/export.ts'
 import {
   runPlanSchema,
   type EvalResult,
@@ -271,7 +273,7 @@ export class RunService {
     }
     await writeJsonAtomic(paths.state, state)
     if (!start) {
-      const s = summarize(plan, state)
+      const s = summarize(plan, state, dir)
       this.opts.emit('runs.status', s)
       return s
     }
@@ -306,7 +308,7 @@ export class RunService {
       stageEnd: c.stageEnd,
       bytes: c.bytes,
     }))
-    return { summary: summarize(plan, state), plan, metrics, evals, checkpoints }
+    return { summary: summarize(plan, state, dir), plan, metrics, evals, checkpoints }
   }
 
   async pause(id: string): Promise<RunSummary> {
@@ -335,11 +337,11 @@ export class RunService {
       state.message = state.lastCheckpoint ? 'Stopped; the last checkpoint is kept.' : 'Stopped before any step was trained.'
       state.updatedMs = Date.now()
       await writeJsonAtomic(runPaths(this.runDir(id)).state, state)
-      const s = summarize(plan, state)
+      const s = summarize(plan, state, this.runDir(id))
       this.opts.emit('runs.status', s)
       return s
     }
-    if (state.status === 'created' || state.status === 'paused' || state.status === 'interrupted') return summarize(plan, state)
+    if (state.status === 'created' || state.status === 'paused' || state.status === 'interrupted') return summarize(plan, state, this.runDir(id))
     throw new ApiError('busy', `The run is ${state.status}; there is nothing to ${what}.`)
   }
 
@@ -439,7 +441,7 @@ export class RunService {
 
   private async summary(id: string): Promise<RunSummary | null> {
     const { plan, state } = await this.load(id)
-    return summarize(plan, state)
+    return summarize(plan, state, this.runDir(id))
   }
 
   private async recover(): Promise<void> {
@@ -500,7 +502,7 @@ export class RunService {
         .catch((err) => console.error(`run ${id}:`, err))
         .finally(() => {
           this.live.delete(id)
-          endRun(summarize(plan, run.state))
+          endRun(summarize(plan, run.state, run.dir))
         })
     })
     return this.publish(run, true)
@@ -579,7 +581,7 @@ export class RunService {
       run.lastStateWrite = run.state.updatedMs
       await writeJsonAtomic(runPaths(run.dir).state, run.state)
     }
-    const s = summarize(run.plan, run.state)
+    const s = summarize(run.plan, run.state, run.dir)
     this.opts.emit('runs.status', s)
     return s
   }
@@ -611,7 +613,8 @@ export function factsOf(reader: DatasetReader): DatasetFacts {
   }
 }
 
-export function summarize(plan: RunPlan, state: RunState): RunSummary {
+// `dir` is the run folder: the summary's modelSource points into it.
+export function summarize(plan: RunPlan, state: RunState, dir: string): RunSummary {
   return {
     id: state.id,
     name: plan.name,
@@ -629,9 +632,25 @@ export function summarize(plan: RunPlan, state: RunState): RunSummary {
     datasetId: plan.datasetId,
     backend: state.backend,
     lastCheckpoint: state.lastCheckpoint,
+    modelSource: runModelSource(plan, state, dir),
     baselinePpl: state.baselinePpl,
     latestPpl: state.latestPpl,
   }
+}
+
+// What export and chat open for a run. final/ only counts once the run completed: the worker
+// renames it into place as its last act, so a completed run's final/ is whole. Otherwise the
+// checkpoint state.json names is complete (the state is written after the worker reported the
+// checkpoint, i.e. after its sidecar); it is checked on disk anyway because pruning or a deleted
+// file must not hand out a path that fails to open. Two stats per summary, cheap enough for the
+// once-a-second publish.
+export function runModelSource(plan: RunPlan, state: RunState, dir: string): ModelSourceArg | null {
+  const paths = runPaths(resolve(dir))
+  if (state.status === 'completed' && existsSync(join(paths.final, 'config.json'))) return { kind: 'model', path: paths.final }
+  if (!state.lastCheckpoint) return null
+  const file = join(paths.checkpoints, state.lastCheckpoint)
+  if (!existsSync(file) || !existsSync(file.replace(/\.safetensors$/, '.json'))) return null
+  return { kind: 'checkpoint', modelDir: resolve(plan.modelDir), checkpoint: file }
 }
 
 function pplTable(e: EvalResult): Record<string, number> {
