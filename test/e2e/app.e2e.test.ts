@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 // The whole app as a user meets it: web mode started from the built output, a real Chromium,
 // every section walked, the file picker used, the system panel read, the token enforced.
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser, Page } from 'playwright-core'
@@ -24,7 +24,8 @@ beforeAll(async () => {
   page = await browser.newPage({ viewport: { width: 1280, height: 820 } })
   page.on('pageerror', (err) => pageErrors.push(String(err)))
   page.on('console', (msg) => {
-    if (msg.type() === 'error') pageErrors.push(msg.text())
+    // Chromium logs every non-2xx fetch as a console error; a refused model (422) is expected.
+    if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) pageErrors.push(msg.text())
   })
 })
 
@@ -61,6 +62,9 @@ describe('web mode in a real browser', () => {
       ['Chat', '/chat'],
       ['Settings', '/settings'],
     ]
+    // the sidebar lists the sections in the app's order, home first
+    const navLabels = await page.getByTestId('sidebar').getByRole('link').allTextContents()
+    expect(navLabels.map((t) => t.trim())).toEqual(sections.map(([label]) => label))
     for (const [label, path] of sections) {
       await page.getByTestId('sidebar').getByRole('link', { name: label, exact: true }).click()
       await page.waitForURL((u) => u.hash === `#${path}` || (path === '/' && (u.hash === '#/' || u.hash === '')))
@@ -111,6 +115,35 @@ describe('web mode in a real browser', () => {
     await shot(page, '05-light-theme')
     await page.getByTestId('settings-theme').locator('[data-value="dark"]').click()
     await expect.poll(() => page.evaluate(() => document.documentElement.dataset.theme)).toBe('dark')
+  })
+
+  it('imports a model in the wizard, and explains a broken one', async () => {
+    const fixture = join(import.meta.dirname, '../fixtures/tiny-gpt2')
+    const config = JSON.parse(await readFile(join(fixture, 'config.json'), 'utf8'))
+    await page.goto(app.origin + '/#/new')
+    const field = page.getByTestId('model-path').getByTestId('path-picker-input')
+    await field.fill(fixture)
+    await field.press('Enter')
+    await page.getByTestId('model-info').waitFor()
+    expect(await page.getByTestId('mi-layers').textContent()).toContain(String(config.n_layer))
+    expect(await page.getByTestId('mi-context').textContent()).toMatch(/128/)
+    expect(await page.getByTestId('mi-tokenizer').getAttribute('data-state')).toBe('found')
+    expect(await page.getByTestId('mi-attn-cell').count()).toBe(config.n_layer)
+    await shot(page, '06-model-step')
+
+    // the same model with its weights cut short: the step says which file and what is wrong
+    const broken = join(dir.path, 'broken-model')
+    await mkdir(broken)
+    await copyFile(join(fixture, 'config.json'), join(broken, 'config.json'))
+    const weights = await readFile(join(fixture, 'model.safetensors'))
+    await writeFile(join(broken, 'model.safetensors'), weights.subarray(0, weights.length >> 1))
+    await field.fill(broken)
+    await field.press('Enter')
+    await page.getByTestId('model-error').waitFor()
+    const message = (await page.getByTestId('model-error').textContent()) ?? ''
+    expect(message).toContain('model.safetensors')
+    expect(message.toLowerCase()).toMatch(/truncated|shorter|ends|size/)
+    await shot(page, '07-model-step-broken')
   })
 
   it('raised no uncaught errors in the page', () => {

@@ -83,6 +83,20 @@ void attention_forward(const AttnArgs& a, const AttnPattern& pat, const AttnPlan
 void attention_backward(const AttnArgs& a, const AttnPattern& pat, const AttnPlan& plan,
                         cudaStream_t stream);
 
+// Decoding: one query (B = 1, Tq = 1, the query is the last key: q_offset = Tk - 1) against the
+// KV cache, split over the keys into many CTAs and merged by log-sum-exp (attention_decode.cu).
+// No plan: the pattern is tested per key. scratch holds attention_decode_scratch(NH, HS, Tk)
+// floats; o and lse as in attention_forward.
+size_t attention_decode_scratch(int NH, int HS, int Tk);
+// dev_qpos != nullptr (CUDA-graph replay): the query position (= Tk - 1) is read on the device
+// and a.Tk is the cache capacity (the grid is sized for it).
+void attention_decode(const AttnArgs& a, const AttnPattern& pat, float* scratch, size_t scratch_floats,
+                      cudaStream_t stream, const int* dev_qpos = nullptr);
+// K, V cache append: rows len.. len+m-1 of kc, vc (row stride C) = the K and V parts of m fused
+// qkv rows (row stride 3C); the position is *dev_len when dev_len != nullptr.
+void kv_append(bf16* kc, bf16* vc, const bf16* qkv, int m, int C, int len, const int* dev_len,
+               cudaStream_t s);
+
 // Brute-force fp32 reference on the GPU (tests only): one thread per (query, head), the
 // reference predicate lcx::attends for every (query, key) pair. o/dq/dk/dv are fp32 (B,T,NH,HS)
 // contiguous; q/k/v/dout bf16 with the strides of AttnArgs.

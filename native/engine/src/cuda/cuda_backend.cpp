@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <numeric>
@@ -84,6 +85,9 @@ class CudaGen : public GenState {
   int length() const override { return len_; }
   int capacity() const override { return cap_; }
   void reset() override { len_ = 0; }
+  ~CudaGen() override {
+    if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+  }
 
  private:
   CudaBackend& be_;
@@ -91,6 +95,12 @@ class CudaGen : public GenState {
   DBuf w16_;  // full bf16 parameter copy (fp32-master backends), canonical layout
   DBuf kc_, vc_;  // (L, cap, C) bf16
   DBuf res_, ln1_, qkv_, att_, resm_, ln2_, fch_, fchg_, stats_, lse_, lnf_, logits_, tok_, pos_;
+  DBuf dec_;  // attention_decode partials, sized for the whole cache once
+  size_t dec_floats_ = 0;
+  DBuf step_;  // graph replay inputs: token, position, cache length
+  bool graph_enabled_ = true;  // LCX_CUDA_DECODE_GRAPH=0 turns the decode graph off
+  cudaGraphExec_t graph_exec_ = nullptr;
+  std::vector<const void*> graph_key_;
   std::vector<PlanSlot> plans_;
 };
 
@@ -495,8 +505,9 @@ class CudaBackend : public Backend {
 
  public:
   // Builds (or rebuilds) one plan per distinct attention pattern of the model, uploads them.
+  // build = false only sets the slots' patterns (decoding needs no tile plan: attention_decode).
   void make_plans(std::vector<PlanSlot>& slots, std::vector<int>& layer_slot, int B, int Tq, int Tk,
-                  int q_offset, const int32_t* seg, bool backward) {
+                  int q_offset, const int32_t* seg, bool backward, bool build = true) {
     layer_slot.assign(cfg_.n_layer, 0);
     for (int l = 0; l < cfg_.n_layer; l++) {
       const int kind = cfg_.attn_kind[l];
@@ -525,7 +536,7 @@ class CudaBackend : public Backend {
         pat.layout_heads = layout_heads_;
       }
       // Rebuilt and uploaded only when the batch shape, pattern or documents changed.
-      if (build_attn_plan(s.plan, pat, B, Tq, Tk, q_offset, seg, backward)) {
+      if (build && build_attn_plan(s.plan, pat, B, Tq, Tk, q_offset, seg, backward)) {
         for (int i = 0; i < kPlanArrays; i++) {
           upload(s.bufs[i], s.plan.h[i].data(), s.plan.h[i].size(), "attention plan");
           s.plan.d[i] = s.bufs[i].as<int>();
@@ -843,6 +854,10 @@ CudaGen::CudaGen(CudaBackend& be, int max_tokens) : be_(be), cap_(max_tokens) {
   const size_t kv = (size_t)c.n_layer * cap_ * c.n_embd * sizeof(bf16);
   kc_.reset(a, kv, "generation: K cache");
   vc_.reset(a, kv, "generation: V cache");
+  dec_floats_ = attention_decode_scratch(c.n_head, c.n_embd / c.n_head, cap_);
+  dec_.reset(a, dec_floats_ * sizeof(float), "generation: decode attention partials");
+  const char* g = std::getenv("LCX_CUDA_DECODE_GRAPH");
+  graph_enabled_ = !(g && g[0] == '0');
   LCX_CUDA_CHECK(cudaStreamSynchronize(be.stream_));
 }
 
@@ -874,62 +889,119 @@ void CudaGen::feed(const int32_t* tokens, int n, float* logits) {
     lse_.grow(a, mm * NH * 4, "generation: activations");
     lnf_.grow(a, (size_t)C * 2, "generation: activations");
     logits_.grow(a, round8(V) * 4, "generation: logits");
-    std::vector<int32_t> pos(m);
-    for (int i = 0; i < m; i++) pos[i] = len_ + i;
-    be.upload(tok_, tokens + done, m, "generation: tokens");
-    be.upload(pos_, pos.data(), m, "generation: positions");
-    float* res = res_.as<float>();
-    if (be.bf16_master_)
-      encoder_forward<bf16>(res, tok_.as<int32_t>(), pos_.as<int32_t>(), (const bf16*)be.P(WTE),
-                            (const bf16*)be.P(WPE), m, C, s);
-    else
-      encoder_forward<float>(res, tok_.as<int32_t>(), pos_.as<int32_t>(), (const float*)be.P(WTE),
-                             (const float*)be.P(WPE), m, C, s);
+    // A one-token step (decoding) uses attention_decode, which needs no plan: building and
+    // uploading a plan per token would cost host time and small copies on every step.
+    const bool decode = m == 1;
     std::vector<int> layer_slot;
-    be.make_plans(plans_, layer_slot, 1, m, len_ + m, len_, nullptr, false);
-    for (int l = 0; l < L; l++) {
-      LayerActs la{};
-      la.res_in = res + (size_t)(l & 1) * mm * C;
-      la.res_out = res + (size_t)((l + 1) & 1) * mm * C;
-      la.res_mid = resm_.as<float>();
-      la.ln1 = ln1_.as<bf16>(); la.qkv = qkv_.as<bf16>(); la.att = att_.as<bf16>();
-      la.ln2 = ln2_.as<bf16>(); la.fch = fch_.as<bf16>(); la.fchg = fchg_.as<bf16>();
-      float* st = stats_.as<float>();
-      la.ln1_mean = st; la.ln1_rstd = st + mm; la.ln2_mean = st + 2 * mm; la.ln2_rstd = st + 3 * mm;
-      la.lse = lse_.as<float>();
-      const LayerW16 w{w16_of(QKVW, l), w16_of(QKVB, l), w16_of(ATTPROJW, l), w16_of(FCW, l),
-                       w16_of(FCB, l), w16_of(FCPROJW, l)};
-      PlanSlot& ps = plans_[layer_slot[l]];
-      bf16* kc = kc_.as<bf16>() + (size_t)l * cap_ * C;
-      bf16* vc = vc_.as<bf16>() + (size_t)l * cap_ * C;
-      be.layer_forward(l, la, w, m, l > 0 ? be.P(FCPROJB, l - 1) : nullptr,
-                       [&](const bf16* qkv, bf16* att, float* lse) {
-                         // Append this piece's keys and values, then attend over the cache.
-                         LCX_CUDA_CHECK(cudaMemcpy2DAsync(kc + (size_t)len_ * C, (size_t)C * 2, qkv + C,
-                                                          (size_t)3 * C * 2, (size_t)C * 2, m,
-                                                          cudaMemcpyDeviceToDevice, s));
-                         LCX_CUDA_CHECK(cudaMemcpy2DAsync(vc + (size_t)len_ * C, (size_t)C * 2, qkv + 2 * C,
-                                                          (size_t)3 * C * 2, (size_t)C * 2, m,
-                                                          cudaMemcpyDeviceToDevice, s));
-                         AttnArgs aa{};
-                         aa.B = 1; aa.NH = NH; aa.HS = C / NH; aa.Tq = m; aa.Tk = len_ + m; aa.q_offset = len_;
-                         aa.q = qkv; aa.q_row = 3 * C; aa.q_batch = 0;
-                         aa.k = kc; aa.v = vc; aa.kv_row = C; aa.kv_batch = 0;
-                         aa.o = att; aa.o_row = C; aa.o_batch = 0;
-                         aa.lse = lse;
-                         attention_forward(aa, ps.pat, ps.plan, s);
-                       });
+    be.make_plans(plans_, layer_slot, 1, m, len_ + m, len_, nullptr, false, !decode);
+    for (const PlanSlot& ps : plans_)
+      if (ps.kind == LCX_ATTN_SPARSE && ps.pat.nb * ps.pat.block < len_ + m)
+        fail(LCX_ERR_ARG, "sparse attention: %d tokens exceed the layout built for %d positions",
+             len_ + m, ps.pat.nb * ps.pat.block);
+    // Decoding replays one captured CUDA graph per token: ~270 launches per token otherwise
+    // cost more host time than the GPU needs for them. The graph reads the token, its position
+    // and the cache length from step_ (device), so one capture serves every position; it is
+    // captured again only when a buffer it uses moved (a larger prefill grew it).
+    const bool use_graph = decode && graph_enabled_;
+    const int* dstep = nullptr;
+    if (use_graph) {
+      const int32_t st[3] = {tokens[done], len_, len_};  // token, position, cache length
+      step_.grow(a, 4 * sizeof(int32_t), "generation: step");
+      LCX_CUDA_CHECK(cudaMemcpyAsync(step_.get(), st, sizeof st, cudaMemcpyHostToDevice, s));
+      dstep = step_.as<int32_t>();
+    } else {
+      std::vector<int32_t> pos(m);
+      for (int i = 0; i < m; i++) pos[i] = len_ + i;
+      be.upload(tok_, tokens + done, m, "generation: tokens");
+      be.upload(pos_, pos.data(), m, "generation: positions");
+    }
+    float* res = res_.as<float>();
+    // Everything on the stream for this piece (captured into the graph when use_graph).
+    auto enqueue = [&]() {
+      const int32_t* dtok = use_graph ? dstep : tok_.as<int32_t>();
+      const int32_t* dpos = use_graph ? dstep + 1 : pos_.as<int32_t>();
+      const int* dlen = use_graph ? dstep + 2 : nullptr;
+      if (be.bf16_master_)
+        encoder_forward<bf16>(res, dtok, dpos, (const bf16*)be.P(WTE), (const bf16*)be.P(WPE), m, C, s);
+      else
+        encoder_forward<float>(res, dtok, dpos, (const float*)be.P(WTE), (const float*)be.P(WPE), m, C, s);
+      for (int l = 0; l < L; l++) {
+        LayerActs la{};
+        la.res_in = res + (size_t)(l & 1) * mm * C;
+        la.res_out = res + (size_t)((l + 1) & 1) * mm * C;
+        la.res_mid = resm_.as<float>();
+        la.ln1 = ln1_.as<bf16>(); la.qkv = qkv_.as<bf16>(); la.att = att_.as<bf16>();
+        la.ln2 = ln2_.as<bf16>(); la.fch = fch_.as<bf16>(); la.fchg = fchg_.as<bf16>();
+        float* st = stats_.as<float>();
+        la.ln1_mean = st; la.ln1_rstd = st + mm; la.ln2_mean = st + 2 * mm; la.ln2_rstd = st + 3 * mm;
+        la.lse = lse_.as<float>();
+        const LayerW16 w{w16_of(QKVW, l), w16_of(QKVB, l), w16_of(ATTPROJW, l), w16_of(FCW, l),
+                         w16_of(FCB, l), w16_of(FCPROJW, l)};
+        PlanSlot& ps = plans_[layer_slot[l]];
+        bf16* kc = kc_.as<bf16>() + (size_t)l * cap_ * C;
+        bf16* vc = vc_.as<bf16>() + (size_t)l * cap_ * C;
+        be.layer_forward(l, la, w, m, l > 0 ? be.P(FCPROJB, l - 1) : nullptr,
+                         [&](const bf16* qkv, bf16* att, float* lse) {
+                           // Append this piece's keys and values, then attend over the cache.
+                           kv_append(kc, vc, qkv, m, C, len_, dlen, s);
+                           AttnArgs aa{};
+                           aa.B = 1; aa.NH = NH; aa.HS = C / NH; aa.Tq = m; aa.Tk = len_ + m; aa.q_offset = len_;
+                           aa.q = qkv; aa.q_row = 3 * C; aa.q_batch = 0;
+                           aa.k = kc; aa.v = vc; aa.kv_row = C; aa.kv_batch = 0;
+                           aa.o = att; aa.o_row = C; aa.o_batch = 0;
+                           aa.lse = lse;
+                           if (use_graph) {
+                             aa.Tk = cap_;  // grid sized for the whole cache, position on the device
+                             attention_decode(aa, ps.pat, dec_.as<float>(), dec_floats_, s, dlen);
+                           } else if (decode) {
+                             attention_decode(aa, ps.pat, dec_.as<float>(), dec_floats_, s);
+                           } else {
+                             attention_forward(aa, ps.pat, ps.plan, s);
+                           }
+                         });
+      }
+      if (use_graph || (done + m == n && logits)) {
+        // Only the last token's logits: LayerNorm and the classifier on one row.
+        float* last = res + (size_t)(L & 1) * mm * C + (size_t)(m - 1) * C;
+        be.ln_fwd(lnf_.as<bf16>(), nullptr, nullptr, last, be.P(FCPROJB, L - 1), be.P(LNFW), be.P(LNFB), 1);
+        const bf16* wte = W + be.lay_.offset[WTE];
+        be.mm_->linear_f32(logits_.as<float>(), lnf_.as<bf16>(), wte, 1, C, V, s);
+      }
+    };
+    if (use_graph) {
+      // Every pointer the captured work uses; a change means re-capture.
+      const std::vector<const void*> key = {W, be.P(WTE), be.P(LNFW), res, resm_.get(), ln1_.get(), qkv_.get(), att_.get(),
+                                            ln2_.get(), fch_.get(), fchg_.get(), stats_.get(), lse_.get(),
+                                            lnf_.get(), logits_.get(), step_.get(), dec_.get(),
+                                            kc_.get(), vc_.get()};
+      std::vector<const void*> full = key;
+      for (const PlanSlot& ps : plans_) full.push_back(ps.pat.layout_dev);
+      if (!graph_exec_ || full != graph_key_) {
+        if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+        graph_exec_ = nullptr;
+        cudaGraph_t graph = nullptr;
+        LCX_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+        try {
+          enqueue();
+        } catch (...) {
+          cudaStreamEndCapture(s, &graph);
+          if (graph) cudaGraphDestroy(graph);
+          throw;
+        }
+        LCX_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
+        const cudaError_t e = cudaGraphInstantiate(&graph_exec_, graph, 0);
+        cudaGraphDestroy(graph);
+        LCX_CUDA_CHECK(e);
+        graph_key_ = full;
+      }
+      LCX_CUDA_CHECK(cudaGraphLaunch(graph_exec_, s));
+    } else {
+      enqueue();
     }
     len_ += m;
     done += m;
-    if (done == n && logits) {
-      // Only the last token's logits: LayerNorm and the classifier on one row.
-      float* last = res + (size_t)(L & 1) * mm * C + (size_t)(m - 1) * C;
-      be.ln_fwd(lnf_.as<bf16>(), nullptr, nullptr, last, be.P(FCPROJB, L - 1), be.P(LNFW), be.P(LNFB), 1);
-      const bf16* wte = W + be.lay_.offset[WTE];
-      be.mm_->linear_f32(logits_.as<float>(), lnf_.as<bf16>(), wte, 1, C, V, s);
+    if (done == n && logits)
       LCX_CUDA_CHECK(cudaMemcpyAsync(logits, logits_.get(), (size_t)V * 4, cudaMemcpyDeviceToHost, s));
-    }
   }
   LCX_CUDA_CHECK(cudaStreamSynchronize(s));
 }

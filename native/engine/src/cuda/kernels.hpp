@@ -56,6 +56,13 @@ void classifier_forward_backward(const float* logits, bf16* dlogits, float* nll,
                                  const int32_t* targets, float dscale, int R, int V, int ld,
                                  cudaStream_t s);
 
+// ---- gemv.cu: out (OC) = W (OC, IC) x for one activation row (decoding), bf16 W and x.
+// mode 0: bf16 out (+ bias, may be nullptr); 1: fp32 out = resid + W x; 2: fp32 out = W x.
+// Needs gemv_ok (IC % 8 == 0, W and x 16-byte aligned).
+bool gemv_ok(const void* w, const void* x, int IC);
+void gemv_bf16(int mode, void* out, const float* resid, const bf16* w, const bf16* x,
+               const bf16* bias, int IC, int OC, cudaStream_t s);
+
 // ---- adamw.cu
 // Per-block partial sums of squares (double) of g[0..n): writes nblocks values to partial.
 int grad_norm_blocks();

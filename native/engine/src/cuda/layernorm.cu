@@ -45,6 +45,53 @@ __global__ void ln_fwd_kernel(bf16* out, float* mean, float* rstd, float* x, con
   }
 }
 
+// Few rows (decoding: N = 1): one 256-thread block per row, the row held in registers. The
+// warp-per-row kernel above walks a 2048-wide row in 64 dependent load steps per pass (3 passes),
+// tens of microseconds per call with one row, twice per layer; here each thread issues its <= 16
+// loads at once and the block reduces.
+constexpr int kLnRowThreads = 256, kLnRowMax = 16;  // C <= 4096
+template <class P>
+__global__ void __launch_bounds__(kLnRowThreads)
+    ln_fwd_row_kernel(bf16* out, float* mean, float* rstd, float* x, const P* add_bias, const P* w,
+                      const P* b, int C, float eps) {
+  __shared__ float red[32];
+  const int row = blockIdx.x;
+  float* xr = x + (size_t)row * C;
+  float v[kLnRowMax];
+  float sum = 0.f;
+#pragma unroll
+  for (int i = 0; i < kLnRowMax; i++) {
+    const int c = threadIdx.x + i * kLnRowThreads;
+    v[i] = 0.f;
+    if (c < C) {
+      v[i] = xr[c];
+      if (add_bias) {
+        v[i] += to_f(add_bias[c]);
+        xr[c] = v[i];
+      }
+    }
+    sum += v[i];
+  }
+  const float m = block_sum(sum, red) / C;
+  float var = 0.f;
+#pragma unroll
+  for (int i = 0; i < kLnRowMax; i++) {
+    const int c = threadIdx.x + i * kLnRowThreads;
+    if (c < C) var += (v[i] - m) * (v[i] - m);
+  }
+  const float rs = rsqrtf(block_sum(var, red) / C + eps);
+  bf16* orow = out + (size_t)row * C;
+#pragma unroll
+  for (int i = 0; i < kLnRowMax; i++) {
+    const int c = threadIdx.x + i * kLnRowThreads;
+    if (c < C) orow[c] = __float2bfloat16_rn((v[i] - m) * rs * to_f(w[c]) + to_f(b[c]));
+  }
+  if (threadIdx.x == 0) {
+    if (mean) mean[row] = m;
+    if (rstd) rstd[row] = rs;
+  }
+}
+
 // dx += rstd * (dn - mean(dn) - xhat * mean(dn * xhat)),  dn = dout * w
 template <class P>
 __global__ void ln_bwd_dx_kernel(float* dx, const bf16* dout, const float* x, const float* mean,
@@ -108,6 +155,11 @@ template <class P>
 void layernorm_forward(bf16* out, float* mean, float* rstd, float* x, const P* add_bias,
                        const P* w, const P* b, int N, int C, float eps, cudaStream_t s) {
   if (N == 0) return;
+  if (N <= 64 && C <= kLnRowThreads * kLnRowMax) {  // decoding: latency, not throughput
+    ln_fwd_row_kernel<P><<<N, kLnRowThreads, 0, s>>>(out, mean, rstd, x, add_bias, w, b, C, eps);
+    LCX_LAUNCH_CHECK();
+    return;
+  }
   ln_fwd_kernel<P><<<ceil_div(N, 8), 256, 0, s>>>(out, mean, rstd, x, add_bias, w, b, N, C, eps);
   LCX_LAUNCH_CHECK();
 }

@@ -12,6 +12,7 @@
 #include "../core/error.hpp"
 #include "allocator.hpp"
 #include "cuda_check.hpp"
+#include "kernels.hpp"
 
 namespace lcx::cuda {
 
@@ -121,14 +122,18 @@ void Matmul::gemm(void* d, bool d_fp32, const void* c, const bf16* a, bool ta, i
 // Row-major X (N, IC) is column-major IC x N; W (OC, IC) is column-major IC x OC.
 void Matmul::linear_bf16(bf16* out, const bf16* inp, const bf16* w, const bf16* bias, int N,
                          int IC, int OC, cudaStream_t s) {
+  // One row (decoding): a plain matrix-vector kernel instead of a GEMM (gemv.cu says why).
+  if (N == 1 && gemv_ok(w, inp, IC)) return gemv_bf16(0, out, nullptr, w, inp, bias, IC, OC, s);
   gemm(out, false, nullptr, w, true, IC, inp, false, IC, OC, N, IC, OC, 1.f, 0.f, bias, s);
 }
 void Matmul::linear_residual(float* out, const float* resid, const bf16* inp, const bf16* w,
                              int N, int IC, int OC, cudaStream_t s) {
+  if (N == 1 && gemv_ok(w, inp, IC)) return gemv_bf16(1, out, resid, w, inp, nullptr, IC, OC, s);
   gemm(out, true, resid, w, true, IC, inp, false, IC, OC, N, IC, OC, 1.f, 1.f, nullptr, s);
 }
 void Matmul::linear_f32(float* out, const bf16* inp, const bf16* w, int N, int IC, int OC,
                         cudaStream_t s) {
+  if (N == 1 && gemv_ok(w, inp, IC)) return gemv_bf16(2, out, nullptr, w, inp, nullptr, IC, OC, s);
   gemm(out, true, nullptr, w, true, IC, inp, false, IC, OC, N, IC, OC, 1.f, 0.f, nullptr, s);
 }
 void Matmul::linear_dinp(bf16* dinp, const bf16* dout, const bf16* w, int N, int IC, int OC,

@@ -1,0 +1,314 @@
+// Single-query attention over the KV cache (KV-cached decoding), split over the keys
+// ("flash-decoding").
+//
+// Why a separate kernel: the tile kernel (attention.cu) gives one CTA to each (64-query tile,
+// head). A decoding step has one query, so it ran 16 CTAs (one per head) that each walked the
+// whole cache serially, with 63 of its 64 query rows empty: at depth 8000 that was ~0.8 ms per
+// layer (16 of 132 SMs busy) for 65 MB of cache that the chip streams in ~25 us.
+// Here each CTA takes one chunk of one head's keys (enough chunks for ~4 CTAs per SM), keeps an
+// online softmax per warp, merges its warps, and writes an unnormalised partial (o, m, l); a
+// second kernel merges a head's partials with the log-sum-exp. Work is memory-bound (one K and
+// one V row per key, read once), so it uses plain coalesced loads and fp32 FMAs, no tensor cores.
+//
+// The pattern is applied per key with the reference predicate (same as lcx::attends and the
+// element mask of attention.cu): window layers only visit [q - window + 1, q], sparse layers
+// test the layout per key and skip the loads of masked keys, segments (if given) likewise.
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "../core/error.hpp"
+#include "attention.hpp"
+#include "common.cuh"
+#include "longctx.h"
+
+namespace lcx::cuda {
+
+namespace {
+
+constexpr int kDecThreads = 128;           // 4 warps per CTA
+constexpr int kDecWarps = kDecThreads / 32;
+constexpr int kGroup = 8;                  // keys a warp loads at once (K and V: 16 loads in flight)
+constexpr int kMinChunk = kDecWarps * kGroup * 2;  // 64 keys: below that the merge costs more
+
+struct DecParams {
+  const bf16 *q, *k, *v;
+  long long kv_row;
+  bf16* o;
+  float* lse;
+  const int32_t* seg;
+  int NH, Tk, qpos, kind, window, nb, block, layout_heads;
+  const uint8_t* layout;
+  int k_begin, chunk, nsplit;
+  const int* dev_qpos;  // CUDA-graph replay: qpos (= Tk - 1) read here, grid sized for the cache
+  float scale_log2;
+  float* part;  // (NH, nsplit, D + 2): o (unnormalised), m, l
+};
+
+// A lane holds EPL = D / 32 consecutive elements of a row.
+template <int EPL>
+__device__ __forceinline__ void load_row(float (&x)[EPL], const bf16* p) {
+  if constexpr (EPL == 4) {
+    const uint2 u = *reinterpret_cast<const uint2*>(p);
+    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
+    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
+    x[0] = a.x; x[1] = a.y; x[2] = b.x; x[3] = b.y;
+  } else if constexpr (EPL == 2) {
+    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
+    x[0] = a.x; x[1] = a.y;
+  } else {
+#pragma unroll
+    for (int i = 0; i < EPL; i++) x[i] = __bfloat162float(p[i]);
+  }
+}
+
+__device__ __forceinline__ bool dec_allowed(const DecParams& p, int hl, int k) {
+  if (k > p.qpos) return false;
+  if (p.seg && p.seg[k] != p.seg[p.qpos]) return false;
+  if (p.kind == LCX_ATTN_WINDOW) return p.qpos - k < p.window;
+  if (p.kind == LCX_ATTN_SPARSE)
+    return p.layout[((size_t)hl * p.nb + p.qpos / p.block) * p.nb + k / p.block] != 0;
+  return true;
+}
+
+template <int D>
+__global__ void __launch_bounds__(kDecThreads) attn_decode_split_kernel(DecParams p) {
+  constexpr int EPL = D / 32;
+  if (p.dev_qpos) {
+    // Replayed graph: the position lives on the device; chunks past it write an empty partial.
+    p.qpos = *p.dev_qpos;
+    p.Tk = p.qpos + 1;
+    p.k_begin = p.kind == LCX_ATTN_WINDOW ? max(0, p.qpos - p.window + 1) : 0;
+  }
+  const int split = blockIdx.x, h = blockIdx.y;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int hl = p.layout_heads > 1 ? h : 0;
+  const int c0 = p.k_begin + split * p.chunk, c1 = min(p.Tk, c0 + p.chunk);
+  const bf16* kg = p.k + h * D + lane * EPL;
+  const bf16* vg = p.v + h * D + lane * EPL;
+
+  float qv[EPL];
+  load_row<EPL>(qv, p.q + h * D + lane * EPL);
+#pragma unroll
+  for (int i = 0; i < EPL; i++) qv[i] *= p.scale_log2;  // scores in the log2 domain
+
+  float o[EPL];
+#pragma unroll
+  for (int i = 0; i < EPL; i++) o[i] = 0.f;
+  float m = -INFINITY, l = 0.f;
+
+  // Warps take interleaved groups of 8 keys, so a CTA's loads stay within one span of the cache.
+  for (int kb = c0 + warp * kGroup; kb < c1; kb += kDecWarps * kGroup) {
+    float kr[kGroup][EPL], vr[kGroup][EPL];
+    bool ok[kGroup];
+#pragma unroll
+    for (int j = 0; j < kGroup; j++) {
+      const int k = kb + j;
+      ok[j] = k < c1 && dec_allowed(p, hl, k);  // warp-uniform
+      if (ok[j]) {
+        load_row<EPL>(kr[j], kg + (long long)k * p.kv_row);
+        load_row<EPL>(vr[j], vg + (long long)k * p.kv_row);
+      } else {
+#pragma unroll
+        for (int i = 0; i < EPL; i++) kr[j][i] = vr[j][i] = 0.f;
+      }
+    }
+    float sc[kGroup];
+#pragma unroll
+    for (int j = 0; j < kGroup; j++) {
+      float d = 0.f;
+#pragma unroll
+      for (int i = 0; i < EPL; i++) d = fmaf(qv[i], kr[j][i], d);
+      sc[j] = warp_sum(d);
+    }
+    float mx = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < kGroup; j++)
+      if (ok[j]) mx = fmaxf(mx, sc[j]);
+    if (mx == -INFINITY) continue;  // no allowed key in this group
+    const float m_new = fmaxf(m, mx);
+    const float alpha = exp2f(m - m_new);  // m = -inf the first time: alpha = 0, o and l are 0
+    l *= alpha;
+#pragma unroll
+    for (int i = 0; i < EPL; i++) o[i] *= alpha;
+#pragma unroll
+    for (int j = 0; j < kGroup; j++) {
+      const float pj = ok[j] ? exp2f(sc[j] - m_new) : 0.f;
+      l += pj;
+#pragma unroll
+      for (int i = 0; i < EPL; i++) o[i] = fmaf(pj, vr[j][i], o[i]);
+    }
+    m = m_new;
+  }
+
+  // Merge the 4 warps of this CTA, then write one partial.
+  __shared__ float s_o[kDecWarps][D];
+  __shared__ float s_m[kDecWarps], s_l[kDecWarps];
+#pragma unroll
+  for (int i = 0; i < EPL; i++) s_o[warp][lane * EPL + i] = o[i];
+  if (lane == 0) {
+    s_m[warp] = m;
+    s_l[warp] = l;
+  }
+  __syncthreads();
+  float M = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < kDecWarps; w++) M = fmaxf(M, s_m[w]);
+  float* part = p.part + ((long long)h * p.nsplit + split) * (D + 2);
+  for (int d = threadIdx.x; d < D; d += kDecThreads) {
+    float acc = 0.f;
+#pragma unroll
+    for (int w = 0; w < kDecWarps; w++)
+      if (s_m[w] != -INFINITY) acc += s_o[w][d] * exp2f(s_m[w] - M);
+    part[d] = acc;
+  }
+  if (threadIdx.x == 0) {
+    float L = 0.f;
+#pragma unroll
+    for (int w = 0; w < kDecWarps; w++)
+      if (s_m[w] != -INFINITY) L += s_l[w] * exp2f(s_m[w] - M);
+    part[D] = M;
+    part[D + 1] = L;
+  }
+}
+
+// One CTA per head, one thread per output element: O = sum_s o_s 2^(m_s - M) / sum_s l_s 2^(m_s - M).
+template <int D>
+__global__ void __launch_bounds__(D) attn_decode_merge_kernel(const DecParams p) {
+  const int h = blockIdx.x, d = threadIdx.x;
+  const float* part = p.part + (long long)h * p.nsplit * (D + 2);
+  float M = -INFINITY;
+  for (int s = 0; s < p.nsplit; s++) M = fmaxf(M, part[(long long)s * (D + 2) + D]);
+  float acc = 0.f, L = 0.f;
+  if (M != -INFINITY) {
+    for (int s = 0; s < p.nsplit; s++) {
+      const float* ps = part + (long long)s * (D + 2);
+      const float ms = ps[D];
+      if (ms == -INFINITY) continue;  // a chunk with no allowed key (sparse, segments)
+      const float w = exp2f(ms - M);
+      acc += ps[d] * w;
+      L += ps[D + 1] * w;
+    }
+  }
+  const float inv = L > 0.f ? 1.f / L : 0.f;
+  p.o[h * D + d] = __float2bfloat16_rn(acc * inv);
+  if (d == 0 && p.lse) p.lse[h] = L > 0.f ? M + log2f(L) : -INFINITY;
+}
+
+int num_sms() {
+  static int n = 0;
+  if (n == 0) {
+    int dev = 0;
+    LCX_CUDA_CHECK(cudaGetDevice(&dev));
+    LCX_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+  }
+  return n;
+}
+
+template <int D>
+void decode_d(DecParams p, cudaStream_t s) {
+  attn_decode_split_kernel<D><<<dim3(p.nsplit, p.NH), kDecThreads, 0, s>>>(p);
+  LCX_LAUNCH_CHECK();
+  attn_decode_merge_kernel<D><<<p.NH, D, 0, s>>>(p);
+  LCX_LAUNCH_CHECK();
+}
+
+// Appends m rows of K and V (from the fused qkv rows) to the caches at row `len` (or *dev_len).
+// A kernel rather than cudaMemcpy2DAsync: a 2D device copy may go to a copy engine, whose
+// per-call latency is paid twice per layer per decoded token; a kernel is also capturable with
+// a device-side position.
+__global__ void kv_append_kernel(bf16* kc, bf16* vc, const bf16* qkv, int C, int len,
+                                 const int* dev_len) {
+  const int i = blockIdx.x;
+  const long long dst = (long long)((dev_len ? *dev_len : len) + i) * C;
+  const uint4* src = reinterpret_cast<const uint4*>(qkv + (long long)i * 3 * C);
+  uint4* k = reinterpret_cast<uint4*>(kc + dst);
+  uint4* v = reinterpret_cast<uint4*>(vc + dst);
+  const int n = C / 8;
+  for (int c = threadIdx.x; c < n; c += blockDim.x) {
+    k[c] = src[n + c];
+    v[c] = src[2 * n + c];
+  }
+}
+
+}  // namespace
+
+void kv_append(bf16* kc, bf16* vc, const bf16* qkv, int m, int C, int len, const int* dev_len,
+               cudaStream_t s) {
+  if (m == 0) return;
+  if (C % 8 != 0 || (reinterpret_cast<uintptr_t>(qkv) & 15) || (reinterpret_cast<uintptr_t>(kc) & 15) ||
+      (reinterpret_cast<uintptr_t>(vc) & 15)) {
+    if (dev_len) fail(LCX_ERR_INTERNAL, "kv_append: device position needs 16-byte rows");
+    LCX_CUDA_CHECK(cudaMemcpy2DAsync(kc + (size_t)len * C, (size_t)C * 2, qkv + C, (size_t)3 * C * 2,
+                                     (size_t)C * 2, m, cudaMemcpyDeviceToDevice, s));
+    LCX_CUDA_CHECK(cudaMemcpy2DAsync(vc + (size_t)len * C, (size_t)C * 2, qkv + 2 * C, (size_t)3 * C * 2,
+                                     (size_t)C * 2, m, cudaMemcpyDeviceToDevice, s));
+    return;
+  }
+  kv_append_kernel<<<m, 256, 0, s>>>(kc, vc, qkv, C, len, dev_len);
+  LCX_LAUNCH_CHECK();
+}
+
+size_t attention_decode_scratch(int NH, int HS, int Tk) {
+  return (size_t)NH * ((size_t)std::max(Tk, 1) / kMinChunk + 2) * (HS + 2);
+}
+
+void attention_decode(const AttnArgs& a, const AttnPattern& pat, float* scratch, size_t scratch_floats,
+                      cudaStream_t stream, const int* dev_qpos) {
+  if (a.B != 1 || a.Tq != 1)
+    fail(LCX_ERR_INTERNAL, "attention_decode: one query of one row only (B %d, Tq %d)", a.B, a.Tq);
+  DecParams p{};
+  p.q = a.q;
+  p.k = a.k;
+  p.v = a.v;
+  p.kv_row = a.kv_row;
+  p.o = a.o;
+  p.lse = a.lse;
+  p.seg = a.seg;
+  p.NH = a.NH;
+  p.Tk = a.Tk;
+  p.qpos = a.q_offset;
+  p.kind = pat.kind;
+  p.window = pat.window;
+  if (pat.kind == LCX_ATTN_SPARSE) {
+    if (!pat.layout_dev || pat.nb * pat.block <= p.qpos)
+      fail(LCX_ERR_ARG, "sparse attention: position %d exceeds the layout built for %d positions",
+           p.qpos, pat.nb * pat.block);
+    p.nb = pat.nb;
+    p.block = pat.block;
+    p.layout_heads = pat.layout_heads;
+    p.layout = pat.layout_dev;
+  } else {
+    p.layout_heads = 1;
+  }
+  if (pat.kind == LCX_ATTN_WINDOW && pat.window < 1)
+    fail(LCX_ERR_ARG, "sliding-window attention needs window >= 1, got %d", pat.window);
+  p.dev_qpos = dev_qpos;
+  if (!dev_qpos && a.q_offset != a.Tk - 1)
+    fail(LCX_ERR_INTERNAL, "attention_decode: the query must be the last key (q %d, Tk %d)", a.q_offset, a.Tk);
+  p.scale_log2 = 1.4426950408889634f / std::sqrt((float)a.HS);
+  // Keys the pattern can reach: window layers start at q - window + 1, the rest at 0.
+  p.k_begin = pat.kind == LCX_ATTN_WINDOW ? std::max(0, p.qpos - pat.window + 1) : 0;
+  // With dev_qpos, a.Tk is the cache capacity: the grid covers any position up to it.
+  const int span = dev_qpos ? (pat.kind == LCX_ATTN_WINDOW ? std::min(a.Tk, pat.window) + kMinChunk : a.Tk)
+                            : p.Tk - p.k_begin;
+  // Chunks sized for ~4 CTAs per SM over all heads, at least kMinChunk keys each.
+  const long long target = 4LL * num_sms();
+  int chunk = (int)(((long long)span * a.NH + target - 1) / target);
+  chunk = std::max(kMinChunk, (chunk + kMinChunk - 1) / kMinChunk * kMinChunk);
+  p.chunk = chunk;
+  p.nsplit = (span + chunk - 1) / chunk;
+  if ((size_t)a.NH * p.nsplit * (a.HS + 2) > scratch_floats)
+    fail(LCX_ERR_INTERNAL, "attention_decode: scratch too small");
+  p.part = scratch;
+  switch (a.HS) {
+    case 32: decode_d<32>(p, stream); break;
+    case 64: decode_d<64>(p, stream); break;
+    case 96: decode_d<96>(p, stream); break;
+    case 128: decode_d<128>(p, stream); break;
+    default: fail(LCX_ERR_UNSUPPORTED, "CUDA attention: head size %d is not supported (32, 64, 96, 128)", a.HS);
+  }
+}
+
+}  // namespace lcx::cuda
