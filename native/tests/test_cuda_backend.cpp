@@ -309,6 +309,65 @@ void run_case(const char* name, const lcx_config& cfg, int B, int T, bool segmen
 }
 
 #ifdef LCX_CUDA
+// An XL-shaped model (ruGPT3XL: width 2048, 16 heads of 128, MLP 8192, its sparse settings)
+// with the alternating pattern (even layer block-sparse, odd dense) against the CPU backend,
+// whose attention visits every (query, key) pair through attends() — the masked reference.
+// Two layers and a small vocabulary keep the CPU side to seconds; T = 2048 with documents long
+// enough (hundreds of tokens) that the local windows, the per-head global blocks and the
+// document starts all shape the pattern. GPT-2's init scale (0.02) as in real checkpoints.
+void xl_sparse_case() {
+  lcx_config c = tiny::config(512, 2048, 16, 2, 8192, 2048);
+  c.attn_kind[0] = LCX_ATTN_SPARSE;
+  c.attn_kind[1] = LCX_ATTN_DENSE;
+  c.sparse.block = 16;
+  c.sparse.num_local_blocks = 8;
+  c.sparse.num_global_blocks = 1;
+  c.sparse.different_layout_per_head = 1;
+  c.sparse.num_different_global_patterns = 8;
+  c.sparse.unidirectional = 1;
+  const int B = 1, T = 2048;
+  std::printf("== XL-shaped, alternating sparse/dense: C=%d NH=%d L=%d T=%d (packed documents)\n", c.n_embd,
+              c.n_head, c.n_layer, T);
+  const lcx_param_layout lay = lcx::param_layout(c);
+  const std::vector<float> p0 = tiny::random_params(c, 21, 0.02f);
+  auto cpu = lcx::make_cpu_backend(c);
+  auto gpu = lcx::make_cuda_backend(c);
+  cpu->set_params(p0.data());
+  gpu->set_params(p0.data());
+  Data d;
+  d.B = B;
+  d.T = T;
+  d.with_segments = true;
+  d.tokens = tiny::random_tokens(B * T, c.vocab_size, 5);
+  d.targets.resize(T);
+  d.segments.resize(T);
+  const int starts[] = {0, 300, 1100, 1600};  // four documents of 300..800 tokens
+  int doc = 0;
+  for (int t = 0; t < T; t++) {
+    if (doc + 1 < 4 && t == starts[doc + 1]) doc++;
+    d.segments[t] = doc;
+    d.targets[t] = t + 1 < T ? d.tokens[t + 1] : -1;
+  }
+  for (int k = 1; k < 4; k++) d.targets[starts[k] - 1] = -1;  // no prediction across a start
+  d.targets[T - 1] = -1;
+  const lcx::Batch batch = d.batch();
+  const size_t N = (size_t)B * T, V = c.vocab_size;
+  std::vector<float> lg1(N * V), lg0(N * V);
+  float loss1 = 0, loss0 = 0;
+  gpu->forward(batch, nullptr, lg1.data(), &loss1);
+  cpu->forward(batch, nullptr, lg0.data(), &loss0);
+  check_le("logits rel L2", rel_l2(lg1.data(), lg0.data(), N * V), 2e-2);
+  check_le("loss abs", std::fabs(loss1 - loss0), 1e-2);
+  cpu->train_init(train_cfg(0, 0));
+  gpu->train_init(train_cfg(1, 0));
+  cpu->zero_grad();
+  gpu->zero_grad();
+  const float fl1 = gpu->forward_backward(batch, 1.0f);
+  const float fl0 = cpu->forward_backward(batch, 1.0f);
+  check_le("train loss abs", std::fabs(fl1 - fl0), 1e-2);
+  compare_grads(*gpu, *cpu, lay, 6e-2, "XL-shaped, one batch, recompute on");
+}
+
 void allocator_tests() {
   std::printf("== device allocator\n");
   for (int mode = 1; mode >= 0; mode--) {
@@ -388,6 +447,7 @@ int main() {
       run_case("sparse + window, HS 128, packed documents", c, 1, 200, true);
     }
 #ifdef LCX_CUDA
+    xl_sparse_case();
     allocator_tests();
 #endif
   } catch (const lcx::Error& e) {
