@@ -97,7 +97,8 @@ export async function createCore(opts: CoreOptions): Promise<Core> {
     'datasets.get': (args) => datasets.get(args.id, args.targetContext),
     // ---- end datasets ----
     // ---- runs ----
-    'runs.defaultPlan': (args) => runs.defaultPlan(args),
+    // A new plan follows the backend chosen in Settings (auto | cpu | cuda).
+    'runs.defaultPlan': async (args) => ({ ...(await runs.defaultPlan(args)), backend: settings.get().backend }),
     'runs.estimate': (args) => runs.estimate(args.plan),
     'runs.fit': (args) => runs.fit(args.plan),
     'runs.measure': (args) => runs.measure(args.plan, args.steps),
@@ -108,7 +109,7 @@ export async function createCore(opts: CoreOptions): Promise<Core> {
     'runs.resume': (args) => runs.resume(args.runId),
     'runs.stop': (args) => runs.stop(args.runId),
     'runs.delete': (args) => runs.delete(args.runId),
-    'runs.demo': () => runs.demo(),
+    'runs.demo': async () => ({ ...(await runs.demo()), backend: settings.get().backend }),
     // ---- end runs ----
     // ---- export and chat ----
     'export.start': (args) => exports.start(args),

@@ -25,6 +25,14 @@ const call = <T>(name: string, args: unknown) => core.call(name, args) as Promis
 const failure = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e as ApiError)
 
 describe('runs API', () => {
+  it('plans on the backend chosen in Settings', async () => {
+    await call('settings.update', { backend: 'cpu' })
+    const plan = await call<RunPlan>('runs.defaultPlan', { modelDir: fixtureModel, datasetId: data.datasetId, targetContext: 512 })
+    expect(plan.backend).toBe('cpu')
+    await call('settings.update', { backend: 'auto' })
+    expect((await call<RunPlan>('runs.defaultPlan', { modelDir: fixtureModel, datasetId: data.datasetId })).backend).toBe('auto')
+  })
+
   it('defaultPlan, estimate, fit and measure', async () => {
     const plan = await call<RunPlan>('runs.defaultPlan', { modelDir: fixtureModel, datasetId: data.datasetId, targetContext: 512 })
     expect(plan.stages.map((s) => s.name)).toEqual(['256', '512'])
