@@ -20,9 +20,10 @@ describe('engine: async calls', () => {
     const timer = setInterval(() => ticks.push(performance.now()), 5)
     const started = performance.now()
     try {
-      // Two steps back to back: the loop must keep turning during both.
-      await model.forwardBackward(batch)
-      await model.forwardBackward(batch)
+      // Steps back to back until the work is long enough to mean something (on a quiet machine
+      // two steps once took 199 ms): the loop must keep turning during all of them.
+      do await model.forwardBackward(batch)
+      while (performance.now() - started < 400)
     } finally {
       clearInterval(timer)
     }
