@@ -2,9 +2,9 @@
 // `npm start`: build what is stale, then run the desktop app if an Electron binary is installed,
 // or web mode otherwise (or with --web). `npm run serve` is always web mode, no browser opened.
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 
 const root = join(import.meta.dirname, '..')
 const args = process.argv.slice(2)
@@ -34,19 +34,38 @@ function buildIfStale() {
   if (r.status !== 0) process.exit(r.status ?? 1)
 }
 
-// The electron package's index returns the binary path, but throws when the binary was never
-// downloaded (as on machines that cannot reach Electron's download host).
-function electronBinary() {
+// Electron's binary is fetched by its package (install script, or lazily on first require);
+// npm 11 skips dependencies' install scripts, and offline the fetch fails. Look for the binary
+// without triggering a download, try one quiet download, and fall back to web mode.
+const electronDir = (() => {
   try {
-    const p = createRequire(import.meta.url)('electron')
-    return typeof p === 'string' && existsSync(p) ? p : null
+    return dirname(createRequire(import.meta.url).resolve('electron/package.json'))
   } catch {
     return null
   }
+})()
+
+function electronBinary() {
+  if (!electronDir) return null
+  const pathFile = join(electronDir, 'path.txt')
+  if (!existsSync(pathFile)) return null
+  const binary = join(electronDir, 'dist', readFileSync(pathFile, 'utf8').trim())
+  return existsSync(binary) ? binary : null
+}
+
+function fetchElectron() {
+  if (!electronDir || !existsSync(join(electronDir, 'install.js'))) return null
+  console.log('Electron is not downloaded yet; fetching it (once)…')
+  const r = spawnSync(process.execPath, [join(electronDir, 'install.js')], { stdio: 'pipe', timeout: 180_000 })
+  if (r.status !== 0) {
+    console.log('Could not download Electron (offline, or its download host is unreachable).')
+    return null
+  }
+  return electronBinary()
 }
 
 buildIfStale()
-const electron = forceWeb ? null : electronBinary()
+const electron = forceWeb ? null : (electronBinary() ?? fetchElectron())
 const child = electron
   ? spawn(electron, [root, ...passThrough], { stdio: 'inherit' })
   : (() => {
