@@ -178,8 +178,11 @@ describe('chat and export in a real browser', () => {
     await ask('And God said, Let there be')
     const [left, right] = [await lastAnswer('a'), await lastAnswer('b')]
     expect(left.length).toBeGreaterThan(0)
-    // greedy on an f16 export of the same weights: the same words
-    expect(right).toBe(left)
+    // greedy on an f16 export of the same weights: the same words (f16 rounding may flip a
+    // near-tie late in a long answer, as in gguf-llama-agreement, so the first 20 must match)
+    const words = (t: string) => t.split(/\s+/).slice(0, 20).join(' ')
+    expect(words(left).split(' ').length).toBe(20)
+    expect(words(right)).toBe(words(left))
     expect(Number(await column('b').getByTestId('chat-tps').textContent())).toBeGreaterThan(0)
     await page.waitForTimeout(500)
     await shot(page, 'chat-06-compare')

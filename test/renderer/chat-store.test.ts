@@ -109,6 +109,31 @@ describe('useChatStore', () => {
     expect(chat.sides.a.messages[1]).toMatchObject({ content: 'Hello', streaming: false, stopReason: 'eos' })
   })
 
+  // The bug behind a CI failure: side A's reply drained every early event, so the GGUF side lost
+  // its first words when they beat both replies.
+  it('compare mode keeps each side\'s early events until that side\'s reply arrives', async () => {
+    const chat = useChatStore()
+    chat.setCompare(true)
+    await chat.load('a', { kind: 'model', path: '/m' })
+    await chat.load('b', { kind: 'gguf', path: '/m.gguf' })
+    type Reply = { requestId: string; promptTokens: number; droppedTurns: number; droppedTokens: number; seed: number; contextSize: number }
+    const replies = { n: deferred<Reply>(), g: deferred<Reply>() }
+    fake.handlers['chat.send'] = (args) => replies[args.sessionId as 'n' | 'g'].promise
+    chat.draft = 'Same question'
+    const sending = chat.send()
+    fake.emit('chat.token', token('rn', 'n', { text: ' and', tokens: 1 }))
+    fake.emit('chat.token', token('rg', 'g', { text: ' and', tokens: 1 }))
+    const reply = (requestId: string): Reply => ({ requestId, promptTokens: 3, droppedTurns: 0, droppedTokens: 0, seed: 1, contextSize: 128 })
+    replies.n.resolve(reply('rn'))
+    await new Promise((r) => setTimeout(r, 0))
+    fake.emit('chat.token', token('rg', 'g', { text: ' he said', tokens: 3, done: true, stopReason: 'max_tokens' }))
+    fake.emit('chat.token', token('rn', 'n', { text: ' he said', tokens: 3, done: true, stopReason: 'max_tokens' }))
+    replies.g.resolve(reply('rg'))
+    await sending
+    expect(chat.sides.a.messages[1]!.content).toBe('and he said')
+    expect(chat.sides.b.messages[1]!.content).toBe('and he said')
+  })
+
   it('compare mode sends the same question and seed to both sides; regenerate replaces the answers', async () => {
     const chat = useChatStore()
     chat.setCompare(true)

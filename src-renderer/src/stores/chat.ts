@@ -243,8 +243,9 @@ export const useChatStore = defineStore('chat', () => {
       s.droppedTurns = r.droppedTurns
       s.droppedTokens = r.droppedTokens
       s.contextUsed = r.promptTokens
-      // events that arrived before the reply (a very fast model) wait in `early`
-      for (const e of early.splice(0).filter((x) => x.requestId === r.requestId)) apply(live, s, e)
+      // events that arrived before the reply (a very fast model) wait in `early`; in compare mode
+      // the other side's stay there until its own reply comes
+      for (const e of takeEarly(r.requestId)) apply(live, s, e)
     } catch (e) {
       const err = errors.report(e, { source: 'chat.send', inline: true })
       live.streaming = false
@@ -322,6 +323,13 @@ export const useChatStore = defineStore('chat', () => {
   // ---- streamed answers ---------------------------------------------------------------------------
 
   const early: ChatTokenEvent[] = []
+
+  function takeEarly(requestId: string): ChatTokenEvent[] {
+    const mine = early.filter((e) => e.requestId === requestId)
+    const others = early.filter((e) => e.requestId !== requestId)
+    early.splice(0, early.length, ...others)
+    return mine
+  }
 
   function apply(m: UiMessage, s: SideState, e: ChatTokenEvent) {
     // A base model's answer starts with the space after "Assistant:".
