@@ -1,17 +1,28 @@
 // GPU training benchmark (not a test): the ruGPT3XL-sized model (24 x 2048, 16 heads, head size
 // 128, vocab 50264, ~1.33B parameters), full fine-tuning, batch 1, through the C API exactly as
-// the app drives it: create at 2048 positions, train, extend positions to 4096 (tile), train,
-// extend to 8192, train. Prints tokens/s, step time, MFU and peak memory per stage, then the
-// allocator's peak mapped vs allocated bytes over the 2k -> 4k -> 8k sequence with a 60/40 mix
-// of long/short examples, in both allocator modes, and the lean (bf16 master) mode at the end.
+// the app drives it. Parts (all by default, --parts picks some):
+//   dense   create at 2048 positions, train, extend positions by tiling to 4096, 8192, 16384,
+//           training at each: tokens/s, step time, MFU, peak memory per length; at 2k/4k/8k also
+//           a 60/40 mix of long/short examples (the allocator's expandable-mode peak).
+//   sparse  the same lengths with the ruGPT3XL pattern (even layers block-sparse, odd dense).
+//   lean    bf16 master weights + stochastic rounding at 8192: tokens/s and peak memory.
+//   alloc   the 2k -> 4k -> 8k mix again with the classic allocator (mapped vs allocated).
+//   loss    fp32 master vs lean, same seed, same data, 200 steps at 2048 on a learnable
+//           synthetic corpus: both loss curves.
+// Writes everything measured so far to --json after each part, so a call that runs out of time
+// still leaves the finished parts (native/bench/gpu_report.py reads the file).
 //
-// Usage: gpu_train_bench [--quick] [--json out.json]
-//   --quick: smaller model (4 layers) for a smoke run.
+// Usage: gpu_train_bench [--json out.json] [--parts dense,sparse,lean,alloc,loss]
+//                        [--loss-steps N] [--quick] [--smoke]
+//   --quick: 4 layers (a smoke run of the real widths on a GPU).
+//   --smoke: a 2 x 128 model at lengths 128..1024, on the CPU backend when there is no CUDA;
+//            checks the bench's own flow and JSON on a machine without a GPU.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,13 +30,19 @@
 
 namespace {
 
+// H100 SXM dense bf16 tensor-core peak (the same figure on an H200).
+constexpr double kPeakFlops = 989e12;
+
 double gib(int64_t b) { return b / 1073741824.0; }
+
+std::vector<std::string> g_errors;  // every failed call, carried into the JSON
 
 #define OK(call)                                                                     \
   do {                                                                               \
     lcx_status s_ = (call);                                                          \
     if (s_ != LCX_OK) {                                                              \
       std::printf("ERROR %s: %s\n", #call, lcx_last_error());                        \
+      g_errors.push_back(std::string(#call) + ": " + lcx_last_error());              \
       return false;                                                                  \
     }                                                                                \
   } while (0)
@@ -39,20 +56,39 @@ struct Rng {
     return z ^ (z >> 31);
   }
   int below(int n) { return (int)(next() % (uint64_t)n); }
+  double uniform() { return (next() >> 11) * 0x1.0p-53; }
 };
 
-lcx_config xl_config(int layers, int n_positions) {
+// What the bench runs; --smoke shrinks it, --quick cuts layers.
+struct Setup {
+  int backend = LCX_BACKEND_CUDA;
+  int layers = 24, embd = 2048, heads = 16, inner = 8192, vocab = 50264;
+  std::vector<int> lengths = {2048, 4096, 8192, 16384};
+  size_t mix_stages = 3;  // the long/short mix at 2k/4k/8k only: classic mode at 16k would not fit
+  int lean_T = 8192;
+  int loss_T = 2048;
+  int loss_steps = 200;
+  float loss_lr = 5e-5f;  // what the app plans for a >= 1B model (src-main/core/runs/plan.ts)
+  int loss_warmup = 10;
+  std::string parts = "dense,sparse,lean,alloc,loss";
+  bool wants(const char* p) const { return ("," + parts + ",").find(std::string(",") + p + ",") != std::string::npos; }
+};
+
+lcx_config model_config(const Setup& s, int n_positions, bool alternating_sparse) {
   lcx_config c;
   std::memset(&c, 0, sizeof c);
   c.arch = LCX_ARCH_GPT2;
-  c.vocab_size = 50264;
+  c.vocab_size = s.vocab;
   c.n_positions = n_positions;
-  c.n_embd = 2048;
-  c.n_layer = layers;
-  c.n_head = 16;
-  c.n_inner = 8192;
+  c.n_embd = s.embd;
+  c.n_layer = s.layers;
+  c.n_head = s.heads;
+  c.n_inner = s.inner;
   c.layer_norm_eps = 1e-5f;
-  for (int l = 0; l < layers; l++) c.attn_kind[l] = LCX_ATTN_DENSE;
+  // The ruGPT3XL pattern: even layers block-sparse (DeepSpeed fixed: block 16, 8 local blocks,
+  // 1 global, a different layout per head, 8 global patterns), odd layers dense.
+  for (int l = 0; l < s.layers; l++)
+    c.attn_kind[l] = alternating_sparse && l % 2 == 0 ? LCX_ATTN_SPARSE : LCX_ATTN_DENSE;
   c.sparse.block = 16;
   c.sparse.num_local_blocks = 8;
   c.sparse.num_global_blocks = 1;
@@ -75,17 +111,66 @@ lcx_train_config train_cfg(int master) {
   return t;
 }
 
-// One optimizer step on one sequence of T tokens (targets = next token, last unscored).
-bool step(lcx_model* m, int T, Rng& rng, int V, float* loss, double* ms) {
-  std::vector<int32_t> tok(T), tgt(T);
-  for (int i = 0; i < T; i++) tok[i] = rng.below(V);
+// Frees the model on every return path, so a failed part does not hold memory for the next.
+struct ModelDeleter {
+  void operator()(lcx_model* m) const { lcx_model_free(m); }
+};
+using ModelPtr = std::unique_ptr<lcx_model, ModelDeleter>;
+
+bool create(const Setup& s, const lcx_config& cfg, int master, ModelPtr* out) {
+  lcx_model* m = nullptr;
+  OK(lcx_model_create(&cfg, 1, s.backend, &m));
+  out->reset(m);
+  const lcx_train_config tc = train_cfg(master);
+  OK(lcx_train_init(m, &tc));
+  return true;
+}
+
+std::vector<int32_t> random_tokens(Rng& rng, int T, int V) {
+  std::vector<int32_t> tok(T);
+  for (auto& t : tok) t = rng.below(V);
+  return tok;
+}
+
+// A learnable stream for the loss comparison: a Markov chain over 1024 token ids spread across
+// the vocabulary, each with 4 successors of probabilities .55/.25/.12/.08 (entropy 1.13 nats).
+// A model that learns it goes from ln V (10.8) towards 1.13; on uniform random tokens the loss
+// would stay at ln V and show nothing about the master weights' precision.
+struct MarkovCorpus {
+  static constexpr int kStates = 1024, kSuccessors = 4;
+  std::vector<int32_t> token_of;
+  std::vector<int> successor;  // kStates x kSuccessors state indices
+  MarkovCorpus(int V, uint64_t seed) : token_of(kStates), successor(kStates * kSuccessors) {
+    Rng rng{seed};
+    for (auto& t : token_of) t = rng.below(V);
+    for (auto& n : successor) n = rng.below(kStates);
+  }
+  std::vector<int32_t> sequence(Rng& rng, int T) const {
+    static const double cumulative[kSuccessors] = {0.55, 0.80, 0.92, 1.0};
+    std::vector<int32_t> tok(T);
+    int state = rng.below(kStates);
+    for (int i = 0; i < T; i++) {
+      tok[i] = token_of[state];
+      const double u = rng.uniform();
+      int k = 0;
+      while (k + 1 < kSuccessors && u >= cumulative[k]) k++;
+      state = successor[state * kSuccessors + k];
+    }
+    return tok;
+  }
+};
+
+// One optimizer step on one sequence (targets = next token, last unscored).
+bool train_step(lcx_model* m, const std::vector<int32_t>& tok, float lr, float* loss, double* ms) {
+  const int T = (int)tok.size();
+  std::vector<int32_t> tgt(T);
   for (int i = 0; i < T; i++) tgt[i] = i + 1 < T ? tok[i + 1] : -1;
   lcx_batch b{tok.data(), tgt.data(), nullptr, 1, T};
   const auto t0 = std::chrono::steady_clock::now();
   OK(lcx_zero_grad(m));
   OK(lcx_forward_backward(m, &b, 1.0f, loss));
   float norm = 0;
-  OK(lcx_optimizer_step(m, 1e-5f, &norm));  // synchronises (the norm comes back to the host)
+  OK(lcx_optimizer_step(m, lr, &norm));  // synchronises (the norm comes back to the host)
   *ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return true;
 }
@@ -99,162 +184,302 @@ double flops_per_token(const lcx_config& c, int T) {
 }
 
 struct Row {
-  int T;
-  double tok_s, step_ms, mfu;
-  double peak_mapped, peak_alloc;
+  int T = 0;
+  double tok_s = 0, step_ms = 0, mfu = 0;  // mfu only for all-dense models (sparse does less work)
+  double peak_mapped = 0, peak_alloc = 0;  // since the start of this length's timed steps
 };
 
-bool throughput_and_mix(bool expandable, int layers, bool timed, std::vector<Row>* rows,
-                        double* mix_mapped, double* mix_alloc, double* lean_peak, double* lean_tok_s) {
-  OK(lcx_cuda_set_allocator(expandable ? 1 : 0));
-  lcx_config cfg = xl_config(layers, 2048);
-  lcx_model* m = nullptr;
-  OK(lcx_model_create(&cfg, 1, LCX_BACKEND_CUDA, &m));
-  lcx_train_config tc = train_cfg(0);
-  OK(lcx_train_init(m, &tc));
+// `steps` steps of T random tokens, the first `warm` untimed; median step time and peak memory.
+bool timed_steps(lcx_model* m, const lcx_config& cfg, int T, int steps, int warm, Rng& rng, Row* r) {
   OK(lcx_memory_reset_peak(m));
-  Rng rng{42};
-  const int V = cfg.vocab_size;
-  int64_t mix_peak_mapped = 0, mix_peak_alloc = 0;
-  for (int T : {2048, 4096, 8192}) {
-    if (T > cfg.n_positions) {
-      OK(lcx_extend_positions(m, T, LCX_EXTEND_TILE, 0));
-      cfg.n_positions = T;
-    }
-    float loss = 0;
-    double ms = 0;
-    if (timed) {
-      lcx_memory_stats s0{};
-      OK(lcx_memory_stats_get(m, &s0));
-      std::vector<double> times;
-      for (int i = 0; i < 8; i++) {
-        if (!step(m, T, rng, V, &loss, &ms)) return false;
-        if (i >= 2) times.push_back(ms);
-      }
-      std::sort(times.begin(), times.end());
-      const double med = times[times.size() / 2];
-      lcx_memory_stats s{};
-      OK(lcx_memory_stats_get(m, &s));
-      Row r;
-      r.T = T;
-      r.step_ms = med;
-      r.tok_s = T / (med / 1000.0);
-      r.mfu = r.tok_s * flops_per_token(cfg, T) / 989e12;
-      r.peak_mapped = gib(s.peak_mapped_bytes);
-      r.peak_alloc = gib(s.peak_allocated_bytes);
-      rows->push_back(r);
-      std::printf("  T=%d loss %.3f step %.1f ms\n", T, loss, med);
-      std::fflush(stdout);
-    }
-    // 60/40 mix: long = the stage length, short = 256..2048 tokens.
-    for (int i = 0; i < 5; i++) {
-      const int len = rng.below(10) < 6 ? T : 256 + rng.below(2048 - 256 + 1);
-      if (!step(m, len, rng, V, &loss, &ms)) return false;
-    }
-    lcx_memory_stats s{};
-    OK(lcx_memory_stats_get(m, &s));
-    mix_peak_mapped = std::max(mix_peak_mapped, s.peak_mapped_bytes);
-    mix_peak_alloc = std::max(mix_peak_alloc, s.peak_allocated_bytes);
-  }
-  *mix_mapped = gib(mix_peak_mapped);
-  *mix_alloc = gib(mix_peak_alloc);
-  if (lean_peak) {
-    // Lean mode: bf16 master weights with stochastic rounding, fp32 AdamW moments.
-    lcx_train_config lean = train_cfg(1);
-    OK(lcx_train_init(m, &lean));
-    OK(lcx_memory_reset_peak(m));
-    float loss = 0;
-    double ms = 0;
-    std::vector<double> times;
-    for (int i = 0; i < 5; i++) {
-      if (!step(m, 8192, rng, V, &loss, &ms)) return false;
-      if (i >= 1) times.push_back(ms);
-    }
-    std::sort(times.begin(), times.end());
-    lcx_memory_stats s{};
-    OK(lcx_memory_stats_get(m, &s));
-    *lean_peak = gib(s.peak_mapped_bytes);
-    *lean_tok_s = 8192 / (times[times.size() / 2] / 1000.0);
-  }
-  lcx_model_free(m);
-  return true;
-}
-
-// The ruGPT3XL pattern: even layers block-sparse (DeepSpeed fixed: block 16, 8 local blocks,
-// 1 global, a different layout per head, 8 global patterns), odd layers dense; at 8192.
-bool sparse_alternating(int layers, double* tok_s, double* peak) {
-  OK(lcx_cuda_set_allocator(1));
-  lcx_config cfg = xl_config(layers, 8192);
-  for (int l = 0; l < layers; l += 2) cfg.attn_kind[l] = LCX_ATTN_SPARSE;
-  lcx_model* m = nullptr;
-  OK(lcx_model_create(&cfg, 1, LCX_BACKEND_CUDA, &m));
-  lcx_train_config tc = train_cfg(0);
-  OK(lcx_train_init(m, &tc));
-  OK(lcx_memory_reset_peak(m));
-  Rng rng{7};
   std::vector<double> times;
   float loss = 0;
   double ms = 0;
-  for (int i = 0; i < 7; i++) {
-    if (!step(m, 8192, rng, cfg.vocab_size, &loss, &ms)) return false;
-    if (i >= 2) times.push_back(ms);
+  for (int i = 0; i < steps; i++) {
+    if (!train_step(m, random_tokens(rng, T, cfg.vocab_size), 1e-5f, &loss, &ms)) return false;
+    if (i >= warm) times.push_back(ms);
   }
   std::sort(times.begin(), times.end());
-  lcx_memory_stats s{};
-  OK(lcx_memory_stats_get(m, &s));
-  *tok_s = 8192 / (times[times.size() / 2] / 1000.0);
-  *peak = gib(s.peak_mapped_bytes);
-  lcx_model_free(m);
+  lcx_memory_stats st{};
+  OK(lcx_memory_stats_get(m, &st));
+  r->T = T;
+  r->step_ms = times[times.size() / 2];
+  r->tok_s = T / (r->step_ms / 1000.0);
+  r->peak_mapped = gib(st.peak_mapped_bytes);
+  r->peak_alloc = gib(st.peak_allocated_bytes);
+  std::printf("  T=%d loss %.3f step %.1f ms, %.0f tokens/s, peak mapped %.2f GiB\n", T, loss,
+              r->step_ms, r->tok_s, r->peak_mapped);
+  std::fflush(stdout);
   return true;
+}
+
+struct MixPeak {
+  double mapped = 0, alloc = 0;
+};
+
+// Create at the first length, then grow the positions by tiling (as the app extends a model)
+// through every length: timed steps (when `timed`) and, for the first mix_stages lengths, the
+// 60/40 long/short mix (long = the stage length, short = 256..2048 tokens, scaled in --smoke).
+bool scaling(const Setup& s, bool alternating_sparse, bool expandable, bool timed,
+             std::vector<Row>* rows, MixPeak* mix) {
+  if (s.backend == LCX_BACKEND_CUDA) OK(lcx_cuda_set_allocator(expandable ? 1 : 0));
+  lcx_config cfg = model_config(s, s.lengths[0], alternating_sparse);
+  ModelPtr m;
+  if (!create(s, cfg, 0, &m)) return false;
+  Rng rng{alternating_sparse ? 7ULL : 42ULL};
+  const int short_min = s.lengths[0] / 8, short_max = s.lengths[0];
+  for (size_t k = 0; k < s.lengths.size(); k++) {
+    const int T = s.lengths[k];
+    if (!timed && k >= s.mix_stages) break;
+    if (T > cfg.n_positions) {
+      OK(lcx_extend_positions(m.get(), T, LCX_EXTEND_TILE, 0));
+      cfg.n_positions = T;
+    }
+    if (timed) {
+      Row r;
+      if (!timed_steps(m.get(), cfg, T, 8, 2, rng, &r)) return false;
+      if (!alternating_sparse) r.mfu = r.tok_s * flops_per_token(cfg, T) / kPeakFlops;
+      rows->push_back(r);
+    } else {
+      OK(lcx_memory_reset_peak(m.get()));
+    }
+    if (!mix || k >= s.mix_stages) continue;
+    float loss = 0;
+    double ms = 0;
+    for (int i = 0; i < 5; i++) {
+      const int len = rng.below(10) < 6 ? T : short_min + rng.below(short_max - short_min + 1);
+      if (!train_step(m.get(), random_tokens(rng, len, cfg.vocab_size), 1e-5f, &loss, &ms)) return false;
+    }
+    lcx_memory_stats st{};
+    OK(lcx_memory_stats_get(m.get(), &st));
+    mix->mapped = std::max(mix->mapped, gib(st.peak_mapped_bytes));
+    mix->alloc = std::max(mix->alloc, gib(st.peak_allocated_bytes));
+  }
+  return true;
+}
+
+// Lean mode (bf16 master weights with stochastic rounding, fp32 AdamW moments) at lean_T, on a
+// fresh model so nothing of an fp32 run is left in the peak.
+bool lean_speed(const Setup& s, Row* r) {
+  if (s.backend == LCX_BACKEND_CUDA) OK(lcx_cuda_set_allocator(1));
+  const lcx_config cfg = model_config(s, s.lean_T, false);
+  ModelPtr m;
+  if (!create(s, cfg, 1, &m)) return false;
+  Rng rng{11};
+  if (!timed_steps(m.get(), cfg, s.lean_T, 5, 1, rng, r)) return false;
+  r->mfu = r->tok_s * flops_per_token(cfg, s.lean_T) / kPeakFlops;
+  return true;
+}
+
+// loss_steps steps on the Markov corpus, linear warm-up then constant lr; same model seed and
+// same data for both master precisions.
+bool loss_curve(const Setup& s, int master, std::vector<float>* curve) {
+  if (s.backend == LCX_BACKEND_CUDA) OK(lcx_cuda_set_allocator(1));
+  const lcx_config cfg = model_config(s, s.loss_T, false);
+  ModelPtr m;
+  if (!create(s, cfg, master, &m)) return false;
+  const MarkovCorpus corpus(cfg.vocab_size, 2026);
+  Rng data{99};
+  for (int i = 0; i < s.loss_steps; i++) {
+    const float lr = s.loss_lr * std::min(1.0f, (i + 1) / (float)s.loss_warmup);
+    float loss = 0;
+    double ms = 0;
+    if (!train_step(m.get(), corpus.sequence(data, s.loss_T), lr, &loss, &ms)) return false;
+    curve->push_back(loss);
+    if (i % 50 == 0 || i + 1 == s.loss_steps)
+      std::printf("  %s step %d loss %.4f (%.0f ms)\n", master ? "lean" : "fp32", i, loss, ms);
+  }
+  std::fflush(stdout);
+  return true;
+}
+
+double mean_last(const std::vector<float>& v, size_t n) {
+  if (v.empty()) return 0;
+  n = std::min(n, v.size());
+  double sum = 0;
+  for (size_t i = v.size() - n; i < v.size(); i++) sum += v[i];
+  return sum / n;
+}
+
+// ---- JSON (rewritten after each part)
+
+std::string quoted(const std::string& s) {
+  std::string o = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') o += '\\';
+    o += (unsigned char)ch < 0x20 ? ' ' : ch;
+  }
+  return o + "\"";
+}
+
+std::string rows_json(const std::vector<Row>& rows) {
+  std::string o = "[";
+  char buf[256];
+  for (size_t i = 0; i < rows.size(); i++) {
+    const Row& r = rows[i];
+    std::snprintf(buf, sizeof buf,
+                  "%s{\"T\": %d, \"tok_s\": %.1f, \"step_ms\": %.2f, \"mfu\": %.4f, "
+                  "\"peak_mapped_gib\": %.3f, \"peak_alloc_gib\": %.3f}",
+                  i ? ", " : "", r.T, r.tok_s, r.step_ms, r.mfu, r.peak_mapped, r.peak_alloc);
+    o += buf;
+  }
+  return o + "]";
+}
+
+std::string curve_json(const std::vector<float>& v) {
+  std::string o = "[";
+  char buf[32];
+  for (size_t i = 0; i < v.size(); i++) {
+    std::snprintf(buf, sizeof buf, "%s%.4f", i ? ", " : "", v[i]);
+    o += buf;
+  }
+  return o + "]";
+}
+
+struct Results {
+  std::vector<Row> dense, sparse;
+  Row lean;
+  MixPeak mix_expandable, mix_classic;
+  std::vector<float> loss_fp32, loss_lean;
+  std::vector<std::string> done;  // parts that finished
+};
+
+void write_json(const char* path, const Setup& s, const Results& r) {
+  if (!path) return;
+  std::string o;
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "{\"model\": {\"layers\": %d, \"n_embd\": %d, \"n_head\": %d, \"vocab\": %d}, "
+                "\"backend\": %s, \"peak_tflops\": %.0f, \"batch\": 1,\n",
+                s.layers, s.embd, s.heads, s.vocab, s.backend == LCX_BACKEND_CUDA ? "\"cuda\"" : "\"cpu\"",
+                kPeakFlops / 1e12);
+  o += buf;
+  o += " \"parts_done\": [";
+  for (size_t i = 0; i < r.done.size(); i++) o += (i ? ", " : "") + quoted(r.done[i]);
+  o += "],\n \"dense\": " + rows_json(r.dense) + ",\n \"sparse\": " + rows_json(r.sparse) + ",\n";
+  if (r.lean.T) {
+    std::snprintf(buf, sizeof buf, " \"lean\": {\"T\": %d, \"tok_s\": %.1f, \"mfu\": %.4f, \"peak_mapped_gib\": %.3f, \"peak_alloc_gib\": %.3f},\n",
+                  r.lean.T, r.lean.tok_s, r.lean.mfu, r.lean.peak_mapped, r.lean.peak_alloc);
+    o += buf;
+  }
+  std::snprintf(buf, sizeof buf,
+                " \"mix\": {\"lengths\": [%d, %d, %d], \"expandable\": [%.3f, %.3f], \"classic\": [%.3f, %.3f]},\n",
+                s.lengths[0], s.lengths[1], s.lengths[2], r.mix_expandable.mapped, r.mix_expandable.alloc,
+                r.mix_classic.mapped, r.mix_classic.alloc);
+  o += buf;
+  if (!r.loss_fp32.empty() || !r.loss_lean.empty()) {
+    double max_diff = 0;
+    for (size_t i = 0; i < std::min(r.loss_fp32.size(), r.loss_lean.size()); i++)
+      max_diff = std::max(max_diff, (double)std::fabs(r.loss_fp32[i] - r.loss_lean[i]));
+    std::snprintf(buf, sizeof buf,
+                  " \"loss_compare\": {\"T\": %d, \"steps\": %d, \"lr\": %g, \"warmup_steps\": %d, "
+                  "\"corpus\": \"Markov chain, 1024 states x 4 successors (.55/.25/.12/.08), entropy 1.13 nats\", "
+                  "\"max_abs_diff\": %.4f,\n",
+                  s.loss_T, s.loss_steps, s.loss_lr, s.loss_warmup, max_diff);
+    o += buf;
+    for (int lean = 0; lean < 2; lean++) {
+      const std::vector<float>& v = lean ? r.loss_lean : r.loss_fp32;
+      std::snprintf(buf, sizeof buf, "  \"%s\": {\"first\": %.4f, \"last\": %.4f, \"mean_last20\": %.4f, \"curve\": ",
+                    lean ? "lean" : "fp32", v.empty() ? 0.0 : v.front(), v.empty() ? 0.0 : v.back(),
+                    mean_last(v, 20));
+      o += buf + curve_json(v) + (lean ? "}},\n" : "},\n");
+    }
+  }
+  o += " \"errors\": [";
+  for (size_t i = 0; i < g_errors.size(); i++) o += (i ? ", " : "") + quoted(g_errors[i]);
+  o += "]}\n";
+  if (FILE* f = std::fopen(path, "w")) {
+    std::fputs(o.c_str(), f);
+    std::fclose(f);
+  } else {
+    std::printf("ERROR cannot write %s\n", path);
+  }
+}
+
+void print_rows(const char* title, const std::vector<Row>& rows) {
+  std::printf("%s\n%-6s %10s %9s %6s %12s %12s\n", title, "T", "tokens/s", "step ms", "MFU", "peak mapped",
+              "peak alloc");
+  for (const Row& r : rows)
+    std::printf("%-6d %10.0f %9.1f %5.1f%% %10.2f GiB %9.2f GiB\n", r.T, r.tok_s, r.step_ms, 100 * r.mfu,
+                r.peak_mapped, r.peak_alloc);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
+  Setup s;
   const char* json = nullptr;
+  bool quick = false, smoke = false;
   for (int i = 1; i < argc; i++) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
+    if (!std::strcmp(argv[i], "--smoke")) smoke = true;
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+    if (!std::strcmp(argv[i], "--parts") && i + 1 < argc) s.parts = argv[++i];
+    if (!std::strcmp(argv[i], "--loss-steps") && i + 1 < argc) s.loss_steps = std::atoi(argv[++i]);
   }
-  if (!(lcx_backends_available() & (1 << LCX_BACKEND_CUDA))) {
-    std::printf("SKIP gpu_train_bench: this build has no CUDA backend\n");
+  const bool have_cuda = lcx_backends_available() & (1 << LCX_BACKEND_CUDA);
+  if (smoke) {
+    s.backend = have_cuda ? LCX_BACKEND_CUDA : LCX_BACKEND_CPU;
+    s.layers = 2, s.embd = 128, s.heads = 4, s.inner = 512;
+    s.lengths = {128, 256, 512, 1024};
+    s.lean_T = 512, s.loss_T = 128;
+    s.loss_lr = 1e-3f;  // a tiny model needs a larger step to show learning in 200 steps
+  } else if (!have_cuda) {
+    std::printf("SKIP gpu_train_bench: this build has no CUDA backend (--smoke runs a tiny model on the CPU)\n");
     return 0;
   }
-  const int layers = quick ? 4 : 24;
-  std::vector<Row> rows;
-  double mm_e = 0, ma_e = 0, mm_c = 0, ma_c = 0, lean = 0, lean_tok = 0;
-  std::printf("== gpu_train_bench: %d x 2048, 16 heads, vocab 50264, batch 1, fp32 master, recompute\n", layers);
-  if (!throughput_and_mix(true, layers, true, &rows, &mm_e, &ma_e, &lean, &lean_tok)) return 1;
-  double sp_tok = 0, sp_peak = 0;
-  if (!sparse_alternating(layers, &sp_tok, &sp_peak)) return 1;
-  std::printf("  (classic allocator run)\n");
-  std::vector<Row> unused;
-  if (!throughput_and_mix(false, layers, false, &unused, &mm_c, &ma_c, nullptr, nullptr)) return 1;
+  if (quick) s.layers = 4;
+  std::printf("== gpu_train_bench: %d x %d, %d heads, vocab %d, batch 1, recompute, backend %s, parts %s\n",
+              s.layers, s.embd, s.heads, s.vocab, s.backend == LCX_BACKEND_CUDA ? "cuda" : "cpu",
+              s.parts.c_str());
+  Results r;
+  const auto t_start = std::chrono::steady_clock::now();
+  auto finished = [&](const char* part, bool ok) {
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    std::printf("  -- part %s %s (%.0f s since start)\n", part, ok ? "done" : "FAILED", sec);
+    if (ok) r.done.push_back(part);
+    write_json(json, s, r);
+  };
 
-  std::printf("\n%-6s %10s %9s %6s %12s %12s\n", "T", "tokens/s", "step ms", "MFU", "peak mapped", "peak alloc");
-  for (const Row& r : rows)
-    std::printf("%-6d %10.0f %9.1f %5.1f%% %10.2f GiB %9.2f GiB\n", r.T, r.tok_s, r.step_ms,
-                100 * r.mfu, r.peak_mapped, r.peak_alloc);
-  std::printf("lean mode (bf16 master + SR) T=8192: %.0f tokens/s, peak mapped %.2f GiB\n", lean_tok, lean);
-  std::printf("alternating sparse/dense (ruGPT3XL pattern) T=8192: %.0f tokens/s (dense %.0f), peak mapped %.2f GiB\n",
-              sp_tok, rows.empty() ? 0.0 : rows.back().tok_s, sp_peak);
-  std::printf("allocator, 2k->4k->8k with 60/40 long/short mix:\n");
-  std::printf("  expandable: peak mapped %.2f GiB, peak allocated %.2f GiB (overhead %.1f%%)\n", mm_e,
-              ma_e, 100 * (mm_e / ma_e - 1));
-  std::printf("  classic:    peak mapped %.2f GiB, peak allocated %.2f GiB (overhead %.1f%%)\n", mm_c,
-              ma_c, 100 * (mm_c / ma_c - 1));
-  if (json) {
-    if (FILE* f = std::fopen(json, "w")) {
-      std::fprintf(f, "{\"layers\": %d, \"rows\": [", layers);
-      for (size_t i = 0; i < rows.size(); i++)
-        std::fprintf(f, "%s{\"T\": %d, \"tok_s\": %.1f, \"step_ms\": %.2f, \"mfu\": %.4f, \"peak_mapped_gib\": %.3f, \"peak_alloc_gib\": %.3f}",
-                     i ? ", " : "", rows[i].T, rows[i].tok_s, rows[i].step_ms, rows[i].mfu,
-                     rows[i].peak_mapped, rows[i].peak_alloc);
-      std::fprintf(f, "], \"lean_peak_gib\": %.3f, \"lean_tok_s\": %.1f, \"sparse_tok_s\": %.1f, \"sparse_peak_gib\": %.3f, \"mix\": {\"expandable\": [%.3f, %.3f], \"classic\": [%.3f, %.3f]}}\n",
-                   lean, lean_tok, sp_tok, sp_peak, mm_e, ma_e, mm_c, ma_c);
-      std::fclose(f);
-    }
+  if (s.wants("dense")) {
+    std::printf("dense, fp32 master, positions grown by tiling:\n");
+    finished("dense", scaling(s, false, true, true, &r.dense, &r.mix_expandable));
   }
-  return 0;
+  if (s.wants("lean")) {
+    std::printf("lean mode (bf16 master + stochastic rounding) at T=%d:\n", s.lean_T);
+    finished("lean", lean_speed(s, &r.lean));
+  }
+  if (s.wants("sparse")) {
+    std::printf("alternating sparse/dense (ruGPT3XL pattern), fp32 master:\n");
+    finished("sparse", scaling(s, true, true, true, &r.sparse, nullptr));
+  }
+  if (s.wants("alloc") && s.backend == LCX_BACKEND_CUDA) {
+    std::printf("classic allocator, the same long/short mix:\n");
+    finished("alloc", scaling(s, false, false, false, nullptr, &r.mix_classic));
+  }
+  if (s.wants("loss") && s.loss_steps > 0) {
+    std::printf("loss, fp32 master vs lean: %d steps at T=%d, Markov corpus\n", s.loss_steps, s.loss_T);
+    const bool ok = loss_curve(s, 0, &r.loss_fp32) && loss_curve(s, 1, &r.loss_lean);
+    finished("loss", ok);
+  }
+
+  std::printf("\n");
+  print_rows("dense (fp32 master):", r.dense);
+  print_rows("alternating sparse/dense:", r.sparse);
+  if (r.lean.T)
+    std::printf("lean mode (bf16 master + SR) T=%d: %.0f tokens/s, peak mapped %.2f GiB\n", r.lean.T,
+                r.lean.tok_s, r.lean.peak_mapped);
+  if (r.mix_expandable.alloc > 0 || r.mix_classic.alloc > 0) {
+    std::printf("allocator, %d->%d->%d with 60/40 long/short mix:\n", s.lengths[0], s.lengths[1], s.lengths[2]);
+    for (const auto& [name, mp] : {std::pair<const char*, MixPeak>{"expandable", r.mix_expandable},
+                                   {"classic", r.mix_classic}})
+      if (mp.alloc > 0)
+        std::printf("  %-10s peak mapped %.2f GiB, peak allocated %.2f GiB (overhead %.1f%%)\n", name,
+                    mp.mapped, mp.alloc, 100 * (mp.mapped / mp.alloc - 1));
+  }
+  if (!r.loss_fp32.empty() && !r.loss_lean.empty())
+    std::printf("loss over %d steps: fp32 %.3f -> %.3f (last 20: %.3f), lean %.3f -> %.3f (last 20: %.3f)\n",
+                s.loss_steps, r.loss_fp32.front(), r.loss_fp32.back(), mean_last(r.loss_fp32, 20),
+                r.loss_lean.front(), r.loss_lean.back(), mean_last(r.loss_lean, 20));
+  return g_errors.empty() ? 0 : 1;
 }

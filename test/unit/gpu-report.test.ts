@@ -1,0 +1,53 @@
+// The GPU benchmark's report (native/bench/gpu_report.py, run on the device where there is no
+// Node) on the sample logs of native/bench/report-fixtures: every issue-5 target gets a row with
+// its anchor and a mark computed from the numbers, and the plots are written. Skips where there
+// is no python3.
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { tempDir } from '../helpers/temp.ts'
+
+const root = resolve(import.meta.dirname, '../..')
+const script = join(root, 'native/bench/gpu_report.py')
+const fixtures = join(root, 'native/bench/report-fixtures')
+const python = spawnSync('python3', ['--version']).status === 0
+
+let dir: Awaited<ReturnType<typeof tempDir>>
+beforeAll(async () => {
+  dir = await tempDir('longctx-gpu-report-')
+})
+afterAll(async () => {
+  await dir?.cleanup()
+})
+
+function report(fixture: string): { text: string; out: string } {
+  const out = join(dir.path, fixture)
+  const r = spawnSync('python3', [script, join(fixtures, fixture), '--out', out], { encoding: 'utf8' })
+  expect(r.status, r.stderr).toBe(0)
+  return { text: r.stdout, out }
+}
+
+const row = (text: string, start: string) => text.split('\n').find((l) => l.includes(start)) ?? ''
+
+describe.skipIf(!python)('gpu_report.py', () => {
+  it('marks the measured run-3..5 numbers: decode and the 2x training target fail, lean memory passes', () => {
+    const { text, out } = report('run3-5')
+    expect(row(text, 'decode at depth 0')).toMatch(/459\.9.*546.*0\.84x.*FAIL/)
+    expect(row(text, 'training tokens/s at 8192')).toMatch(/19,596.*FAIL/)
+    expect(row(text, 'lean mode (bf16 master + SR) peak at 8192')).toMatch(/19\.88 GiB.*PASS/)
+    // 25.04% is not <= 25%: no rounding in the mark
+    expect(row(text, "sparse layer's attention")).toMatch(/25\.04%.*FAIL/)
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('## Issue 5 targets')
+    for (const svg of ['scaling.svg', 'loss.svg']) expect(readFileSync(join(out, svg), 'utf8')).toMatch(/^<svg[\s\S]*<\/svg>\s*$/)
+  })
+
+  it('passes what reaches its target and leaves unmeasured anchors without a mark', () => {
+    const { text } = report('synthetic-pass')
+    expect(row(text, 'training tokens/s at 2048')).toMatch(/46,100.*2\.03x.*PASS/)
+    expect(row(text, 'decode at depth 0')).toMatch(/not measured in this call.*\| — \|/)
+    // the sparse run stopped before 16k: the scaling target cannot pass
+    expect(row(text, 'tokens/s and peak memory at 2k/4k/8k/16k')).toMatch(/7 of 8 measured.*FAIL/)
+    expect(text).toMatch(/12 of 14 judged targets pass; 3 without a mark/)
+  })
+})
