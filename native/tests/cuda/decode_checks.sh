@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# One GPU-machine call for the decoding work (NOTES.md, runs 4-5): build, correctness first
-# (test_cuda_backend, whose KV-cache == full forward checks run the decode path, with the decode
-# CUDA graph on and off), the decode benchmark both ways, then test_cuda_attention.
-# Run 4's version of this script also built playground/attention_v4.cu.txt (rejected: slower).
+# One GPU-machine call for the decoding and attention-kernel work (NOTES.md, runs 4-6): build,
+# correctness first (test_cuda_backend, whose KV-cache == full forward checks run the decode path:
+# decode graph with PDL (default), and without the graph), then the decode benchmark with PDL on
+# and off, then test_cuda_attention (correctness of every pattern and its timing table) on the
+# default attention path and, timing only, on the previous one (LCX_ATTN_PATH=v3).
 #   bash native/tests/cuda/decode_checks.sh
 set -u
 OUT=${OUT:-/tmp/lcx_decode_out}
@@ -27,11 +28,22 @@ t() {  # name timeout log
   echo "### $1 rc=$rc ($(tail -1 "$OUT/$3")) ${s}s -> ${SECONDS}s"
 }
 t test_cuda_backend 120 backend_graph.log
-export LCX_CUDA_DECODE_GRAPH=0; t test_cuda_backend 120 backend_nograph.log; unset LCX_CUDA_DECODE_GRAPH
-t gpu_decode_bench 90 decode_graph.log
-sed -n '/^| what/,$p' "$OUT/decode_graph.log"
-export LCX_CUDA_DECODE_GRAPH=0; t gpu_decode_bench 90 decode_nograph.log; unset LCX_CUDA_DECODE_GRAPH
-sed -n '/^| what/,$p' "$OUT/decode_nograph.log"
+LCX_CUDA_DECODE_GRAPH=0 t test_cuda_backend 120 backend_nograph.log
+t gpu_decode_bench 90 decode_pdl.log
+sed -n '/^| what/,$p' "$OUT/decode_pdl.log"
+LCX_CUDA_PDL=0 t gpu_decode_bench 90 decode_nopdl.log
+sed -n '/^| what/,$p' "$OUT/decode_nopdl.log"
 t test_cuda_attention 120 att.log
 sed -n '/attention timing/,$p' "$OUT/att.log" | grep -v "^--"
+if grep -q LCX_ATTN_PATH native/engine/src/cuda/attention.cu; then
+  LCX_ATTN_PATH=v3 t test_cuda_attention 120 att_v3.log
+  sed -n '/attention timing/,$p' "$OUT/att_v3.log" | grep -v "^--"
+fi
 echo "### done ${SECONDS}s"
+# Training throughput with the new attention path, when the call has time left (dense 2k..16k).
+if [ "$SECONDS" -lt 330 ]; then
+  ninja -C $B gpu_train_bench >> "$OUT/build.log" 2>&1 && \
+    timeout $((560 - SECONDS)) $B/gpu_train_bench --parts dense --json "$OUT/bench.json" > "$OUT/train.log" 2>&1
+  echo "### gpu_train_bench rc=$? at ${SECONDS}s"
+  grep -vE "^\s*$" "$OUT/train.log" | tail -12
+fi

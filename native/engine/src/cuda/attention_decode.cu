@@ -46,21 +46,36 @@ struct DecParams {
   float* part;  // (NH, nsplit, D + 2): o (unnormalised), m, l
 };
 
-// A lane holds EPL = D / 32 consecutive elements of a row.
+// A lane holds EPL = D / 32 consecutive elements of a row, kept as raw bf16 until used: a group
+// of keys in flight costs half the registers of floats, so two groups fit (see the loop below).
 template <int EPL>
-__device__ __forceinline__ void load_row(float (&x)[EPL], const bf16* p) {
+struct RawRow {
+  alignas(8) bf16 x[EPL];
+};
+
+template <int EPL>
+__device__ __forceinline__ void load_raw(RawRow<EPL>& r, const bf16* p) {
   if constexpr (EPL == 4) {
-    const uint2 u = *reinterpret_cast<const uint2*>(p);
-    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
-    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
-    x[0] = a.x; x[1] = a.y; x[2] = b.x; x[3] = b.y;
+    *reinterpret_cast<uint2*>(r.x) = *reinterpret_cast<const uint2*>(p);
   } else if constexpr (EPL == 2) {
-    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
-    x[0] = a.x; x[1] = a.y;
+    *reinterpret_cast<__nv_bfloat162*>(r.x) = *reinterpret_cast<const __nv_bfloat162*>(p);
   } else {
 #pragma unroll
-    for (int i = 0; i < EPL; i++) x[i] = __bfloat162float(p[i]);
+    for (int i = 0; i < EPL; i++) r.x[i] = p[i];
   }
+}
+
+template <int EPL>
+__device__ __forceinline__ float raw_at(const RawRow<EPL>& r, int i) {
+  return __bfloat162float(r.x[i]);
+}
+
+template <int EPL>
+__device__ __forceinline__ void load_row(float (&x)[EPL], const bf16* p) {
+  RawRow<EPL> r;
+  load_raw(r, p);
+#pragma unroll
+  for (int i = 0; i < EPL; i++) x[i] = raw_at(r, i);
 }
 
 __device__ __forceinline__ bool dec_allowed(const DecParams& p, int hl, int k) {
@@ -72,9 +87,64 @@ __device__ __forceinline__ bool dec_allowed(const DecParams& p, int hl, int k) {
   return true;
 }
 
+// One warp's group of kGroup keys: the raw K and V rows in flight, then the online-softmax
+// update of (o, m, l) with them. Scores are in the log2 domain (q is pre-scaled).
+template <int EPL>
+struct Group {
+  RawRow<EPL> kr[kGroup], vr[kGroup];
+  bool ok[kGroup];
+
+  __device__ __forceinline__ void issue(const DecParams& p, int hl, int kb, int c1, const bf16* kg,
+                                        const bf16* vg) {
+#pragma unroll
+    for (int j = 0; j < kGroup; j++) {
+      const int k = kb + j;
+      ok[j] = k < c1 && dec_allowed(p, hl, k);  // warp-uniform
+      if (ok[j]) {
+        load_raw(kr[j], kg + (long long)k * p.kv_row);
+        load_raw(vr[j], vg + (long long)k * p.kv_row);
+      }
+    }
+  }
+
+  __device__ __forceinline__ void consume(const float (&qv)[EPL], float (&o)[EPL], float& m, float& l) {
+    float sc[kGroup];
+#pragma unroll
+    for (int j = 0; j < kGroup; j++) {
+      float d = 0.f;
+      if (ok[j]) {
+#pragma unroll
+        for (int i = 0; i < EPL; i++) d = fmaf(qv[i], raw_at(kr[j], i), d);
+      }
+      sc[j] = warp_sum(d);
+    }
+    float mx = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < kGroup; j++)
+      if (ok[j]) mx = fmaxf(mx, sc[j]);
+    if (mx == -INFINITY) return;  // no allowed key in this group
+    const float m_new = fmaxf(m, mx);
+    const float alpha = exp2f(m - m_new);  // m = -inf the first time: alpha = 0, o and l are 0
+    l *= alpha;
+#pragma unroll
+    for (int i = 0; i < EPL; i++) o[i] *= alpha;
+#pragma unroll
+    for (int j = 0; j < kGroup; j++) {
+      if (!ok[j]) continue;
+      const float pj = exp2f(sc[j] - m_new);
+      l += pj;
+#pragma unroll
+      for (int i = 0; i < EPL; i++) o[i] = fmaf(pj, raw_at(vr[j], i), o[i]);
+    }
+    m = m_new;
+  }
+};
+
 template <int D>
 __global__ void __launch_bounds__(kDecThreads) attn_decode_split_kernel(DecParams p) {
   constexpr int EPL = D / 32;
+  pdl_release();
+  pdl_wait();  // q and the newest K/V row come from the qkv matmul just before
   if (p.dev_qpos) {
     // Replayed graph: the position lives on the device; chunks past it write an empty partial.
     p.qpos = *p.dev_qpos;
@@ -99,47 +169,17 @@ __global__ void __launch_bounds__(kDecThreads) attn_decode_split_kernel(DecParam
   float m = -INFINITY, l = 0.f;
 
   // Warps take interleaved groups of 8 keys, so a CTA's loads stay within one span of the cache.
-  for (int kb = c0 + warp * kGroup; kb < c1; kb += kDecWarps * kGroup) {
-    float kr[kGroup][EPL], vr[kGroup][EPL];
-    bool ok[kGroup];
-#pragma unroll
-    for (int j = 0; j < kGroup; j++) {
-      const int k = kb + j;
-      ok[j] = k < c1 && dec_allowed(p, hl, k);  // warp-uniform
-      if (ok[j]) {
-        load_row<EPL>(kr[j], kg + (long long)k * p.kv_row);
-        load_row<EPL>(vr[j], vg + (long long)k * p.kv_row);
-      } else {
-#pragma unroll
-        for (int i = 0; i < EPL; i++) kr[j][i] = vr[j][i] = 0.f;
-      }
-    }
-    float sc[kGroup];
-#pragma unroll
-    for (int j = 0; j < kGroup; j++) {
-      float d = 0.f;
-#pragma unroll
-      for (int i = 0; i < EPL; i++) d = fmaf(qv[i], kr[j][i], d);
-      sc[j] = warp_sum(d);
-    }
-    float mx = -INFINITY;
-#pragma unroll
-    for (int j = 0; j < kGroup; j++)
-      if (ok[j]) mx = fmaxf(mx, sc[j]);
-    if (mx == -INFINITY) continue;  // no allowed key in this group
-    const float m_new = fmaxf(m, mx);
-    const float alpha = exp2f(m - m_new);  // m = -inf the first time: alpha = 0, o and l are 0
-    l *= alpha;
-#pragma unroll
-    for (int i = 0; i < EPL; i++) o[i] *= alpha;
-#pragma unroll
-    for (int j = 0; j < kGroup; j++) {
-      const float pj = ok[j] ? exp2f(sc[j] - m_new) : 0.f;
-      l += pj;
-#pragma unroll
-      for (int i = 0; i < EPL; i++) o[i] = fmaf(pj, vr[j][i], o[i]);
-    }
-    m = m_new;
+  // Two groups per warp are in flight: the next group's loads are issued before the current
+  // group's dot products and softmax, which would otherwise leave the memory system idle.
+  const int stride = kDecWarps * kGroup;
+  Group<EPL> g0, g1;
+  int kb = c0 + warp * kGroup;
+  if (kb < c1) g0.issue(p, hl, kb, c1, kg, vg);
+  for (; kb < c1; kb += 2 * stride) {
+    if (kb + stride < c1) g1.issue(p, hl, kb + stride, c1, kg, vg);
+    g0.consume(qv, o, m, l);
+    if (kb + 2 * stride < c1) g0.issue(p, hl, kb + 2 * stride, c1, kg, vg);
+    if (kb + stride < c1) g1.consume(qv, o, m, l);
   }
 
   // Merge the 4 warps of this CTA, then write one partial.
@@ -176,6 +216,8 @@ __global__ void __launch_bounds__(kDecThreads) attn_decode_split_kernel(DecParam
 // One CTA per head, one thread per output element: O = sum_s o_s 2^(m_s - M) / sum_s l_s 2^(m_s - M).
 template <int D>
 __global__ void __launch_bounds__(D) attn_decode_merge_kernel(const DecParams p) {
+  pdl_release();
+  pdl_wait();
   const int h = blockIdx.x, d = threadIdx.x;
   const float* part = p.part + (long long)h * p.nsplit * (D + 2);
   float M = -INFINITY;
@@ -208,10 +250,8 @@ int num_sms() {
 
 template <int D>
 void decode_d(DecParams p, cudaStream_t s) {
-  attn_decode_split_kernel<D><<<dim3(p.nsplit, p.NH), kDecThreads, 0, s>>>(p);
-  LCX_LAUNCH_CHECK();
-  attn_decode_merge_kernel<D><<<p.NH, D, 0, s>>>(p);
-  LCX_LAUNCH_CHECK();
+  launch_k(attn_decode_split_kernel<D>, dim3(p.nsplit, p.NH), dim3(kDecThreads), 0, s, p);
+  launch_k(attn_decode_merge_kernel<D>, dim3(p.NH), dim3(D), 0, s, p);
 }
 
 // Appends m rows of K and V (from the fused qkv rows) to the caches at row `len` (or *dev_len).
@@ -220,6 +260,8 @@ void decode_d(DecParams p, cudaStream_t s) {
 // a device-side position.
 __global__ void kv_append_kernel(bf16* kc, bf16* vc, const bf16* qkv, int C, int len,
                                  const int* dev_len) {
+  pdl_release();
+  pdl_wait();
   const int i = blockIdx.x;
   const long long dst = (long long)((dev_len ? *dev_len : len) + i) * C;
   const uint4* src = reinterpret_cast<const uint4*>(qkv + (long long)i * 3 * C);
@@ -246,8 +288,7 @@ void kv_append(bf16* kc, bf16* vc, const bf16* qkv, int m, int C, int len, const
                                      (size_t)C * 2, m, cudaMemcpyDeviceToDevice, s));
     return;
   }
-  kv_append_kernel<<<m, 256, 0, s>>>(kc, vc, qkv, C, len, dev_len);
-  LCX_LAUNCH_CHECK();
+  launch_k(kv_append_kernel, dim3(m), dim3(256), 0, s, kc, vc, qkv, C, len, dev_len);
 }
 
 size_t attention_decode_scratch(int NH, int HS, int Tk) {

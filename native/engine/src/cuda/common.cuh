@@ -53,6 +53,41 @@ __device__ __forceinline__ float block_max(float v, float* shared) {
   return warp_max(v);
 }
 
+// ---- programmatic dependent launch (PDL) ----
+// A kernel launched with PDL (launch_k inside a PdlScope) may become resident while the kernel
+// before it still runs: it can prefetch what no earlier kernel writes (weights, old K/V rows),
+// then blocks in pdl_wait() until its predecessor has finished and its writes are visible. Every
+// thread calls pdl_wait() before reading inputs or writing anything: a kernel whose threads all
+// skipped it could finish before its predecessor, and its successor would then see stale data.
+// Launched normally (or before sm_90) both calls do nothing.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+// Lets the next kernel's CTAs launch (they still wait for this whole grid in pdl_wait()).
+__device__ __forceinline__ void pdl_release() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+template <class... KernelArgs, class... Args>
+void launch_k(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+              Args&&... args) {
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  LCX_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Args&&>(args)...));
+}
+
 // Counter-based random bits for stochastic rounding: the same (seed, index) always gives the
 // same bits, so a run is reproducible from its seed.
 __device__ __forceinline__ uint32_t hash_u32(uint64_t seed, uint64_t idx) {

@@ -58,6 +58,15 @@ struct LayerW16 {
   const bf16 *qkvw, *qkvb, *attprojw, *fcw, *fcb, *fcprojw;
 };
 
+// Generation's one-row fusions (layer_forward): where the qkv product appends K and V.
+struct DecodeFuse {
+  bf16* kcache;
+  bf16* vcache;
+  int len;               // cache rows before this token (host value) ...
+  const int* dev_len;    // ... or read on the device (the decode graph)
+  bool appended = false;
+};
+
 // Activation pointers of one layer (one slot of the activation arrays).
 struct LayerActs {
   float* res_in;   // (N, C) input residual; its pending bias is added by LN1 when asked
@@ -99,6 +108,9 @@ class CudaGen : public GenState {
   size_t dec_floats_ = 0;
   DBuf step_;  // graph replay inputs: token, position, cache length
   bool graph_enabled_ = true;  // LCX_CUDA_DECODE_GRAPH=0 turns the decode graph off
+  // Programmatic dependent launch inside the decode graph (sm_90+; LCX_CUDA_PDL=0 turns it off,
+  // and a capture that fails with it is retried without it).
+  bool pdl_ = false;
   cudaGraphExec_t graph_exec_ = nullptr;
   std::vector<const void*> graph_key_;
   std::vector<PlanSlot> plans_;
@@ -657,19 +669,33 @@ class CudaBackend : public Backend {
   // One transformer block forward. add_bias: the previous block's MLP output bias, still
   // pending on res_in (nullptr when res_in is complete). res_out == nullptr skips the MLP
   // output projection (recompute: the block's output is already stored).
+  // fuse (generation only, one row): the qkv matrix-vector product also appends K and V to the
+  // cache (fuse->appended tells the attention callback), and the MLP's first one applies GELU,
+  // two kernels fewer per layer; fch is then not written (training's backward would need it).
   void layer_forward(int l, const LayerActs& la, const LayerW16& w, int N, const void* add_bias,
-                     const AttnFn& attn) {
+                     const AttnFn& attn, DecodeFuse* fuse = nullptr) {
     const int C = cfg_.n_embd, F = cfg_.n_inner;
+    const bool fused = fuse && N == 1 && la.res_out && gemv_ok(w.qkvw, la.ln1, C) && gemv_ok(w.fcw, la.ln2, C);
     ln_fwd(la.ln1, la.ln1_mean, la.ln1_rstd, la.res_in, add_bias, P(LN1W, l), P(LN1B, l), N);
-    mm_->linear_bf16(la.qkv, la.ln1, w.qkvw, w.qkvb, N, C, 3 * C, stream_);
+    if (fused) {
+      GemvArgs g{};
+      g.out = la.qkv; g.w = w.qkvw; g.x = la.ln1; g.bias = w.qkvb; g.IC = C; g.OC = 3 * C;
+      g.kcache = fuse->kcache; g.vcache = fuse->vcache; g.C = C; g.len = fuse->len; g.dev_len = fuse->dev_len;
+      gemv_bf16(GEMV_BF16, g, stream_);
+      fuse->appended = true;
+    } else {
+      mm_->linear_bf16(la.qkv, la.ln1, w.qkvw, w.qkvb, N, C, 3 * C, stream_);
+    }
     attn(la.qkv, la.att, la.lse);
     mm_->linear_residual(la.res_mid, la.res_in, la.att, w.attprojw, N, C, C, stream_);
     ln_fwd(la.ln2, la.ln2_mean, la.ln2_rstd, la.res_mid, P(ATTPROJB, l), P(LN2W, l), P(LN2B, l), N);
-    mm_->linear_bf16(la.fch, la.ln2, w.fcw, w.fcb, N, C, F, stream_);
-    if (la.res_out) {
-      gelu_forward(la.fchg, la.fch, (size_t)N * F, stream_);
-      mm_->linear_residual(la.res_out, la.res_mid, la.fchg, w.fcprojw, N, F, C, stream_);
+    if (fused) {
+      gemv_bf16(GEMV_BF16_GELU, la.fchg, nullptr, w.fcw, la.ln2, w.fcb, C, F, stream_);
+    } else {
+      mm_->linear_bf16(la.fch, la.ln2, w.fcw, w.fcb, N, C, F, stream_);
+      if (la.res_out) gelu_forward(la.fchg, la.fch, (size_t)N * F, stream_);
     }
+    if (la.res_out) mm_->linear_residual(la.res_out, la.res_mid, la.fchg, w.fcprojw, N, F, C, stream_);
   }
 
   AttnArgs self_attn_args(const Batch& b, const bf16* qkv, bf16* att, float* lse) const {
@@ -858,6 +884,11 @@ CudaGen::CudaGen(CudaBackend& be, int max_tokens) : be_(be), cap_(max_tokens) {
   dec_.reset(a, dec_floats_ * sizeof(float), "generation: decode attention partials");
   const char* g = std::getenv("LCX_CUDA_DECODE_GRAPH");
   graph_enabled_ = !(g && g[0] == '0');
+  const char* pdl = std::getenv("LCX_CUDA_PDL");
+  int dev = 0, major = 0;
+  LCX_CUDA_CHECK(cudaGetDevice(&dev));
+  LCX_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  pdl_ = major >= 9 && !(pdl && pdl[0] == '0');
   LCX_CUDA_CHECK(cudaStreamSynchronize(be.stream_));
 }
 
@@ -940,10 +971,12 @@ void CudaGen::feed(const int32_t* tokens, int n, float* logits) {
         PlanSlot& ps = plans_[layer_slot[l]];
         bf16* kc = kc_.as<bf16>() + (size_t)l * cap_ * C;
         bf16* vc = vc_.as<bf16>() + (size_t)l * cap_ * C;
+        DecodeFuse fuse{kc, vc, len_, dlen};
         be.layer_forward(l, la, w, m, l > 0 ? be.P(FCPROJB, l - 1) : nullptr,
                          [&](const bf16* qkv, bf16* att, float* lse) {
-                           // Append this piece's keys and values, then attend over the cache.
-                           kv_append(kc, vc, qkv, m, C, len_, dlen, s);
+                           // Append this piece's keys and values (unless the qkv product did),
+                           // then attend over the cache.
+                           if (!fuse.appended) kv_append(kc, vc, qkv, m, C, len_, dlen, s);
                            AttnArgs aa{};
                            aa.B = 1; aa.NH = NH; aa.HS = C / NH; aa.Tq = m; aa.Tk = len_ + m; aa.q_offset = len_;
                            aa.q = qkv; aa.q_row = 3 * C; aa.q_batch = 0;
@@ -958,7 +991,8 @@ void CudaGen::feed(const int32_t* tokens, int n, float* logits) {
                            } else {
                              attention_forward(aa, ps.pat, ps.plan, s);
                            }
-                         });
+                         },
+                         &fuse);
       }
       if (use_graph || (done + m == n && logits)) {
         // Only the last token's logits: LayerNorm and the classifier on one row.
@@ -979,19 +1013,32 @@ void CudaGen::feed(const int32_t* tokens, int n, float* logits) {
       if (!graph_exec_ || full != graph_key_) {
         if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
         graph_exec_ = nullptr;
-        cudaGraph_t graph = nullptr;
-        LCX_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-        try {
-          enqueue();
-        } catch (...) {
-          cudaStreamEndCapture(s, &graph);
+        // Captured with PDL when allowed; a driver that refuses PDL in a graph gets a plain one.
+        for (bool with_pdl : {pdl_, false}) {
+          cudaGraph_t graph = nullptr;
+          LCX_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+          cudaError_t e = cudaSuccess;
+          try {
+            PdlScope scope(with_pdl);
+            enqueue();
+          } catch (const Error&) {
+            if (!with_pdl) {
+              cudaStreamEndCapture(s, &graph);
+              if (graph) cudaGraphDestroy(graph);
+              throw;
+            }
+            e = cudaErrorNotSupported;
+          }
+          const cudaError_t end = cudaStreamEndCapture(s, &graph);
+          if (e == cudaSuccess) e = end;
+          if (e == cudaSuccess) e = cudaGraphInstantiate(&graph_exec_, graph, 0);
           if (graph) cudaGraphDestroy(graph);
-          throw;
+          if (e == cudaSuccess) break;
+          (void)cudaGetLastError();
+          graph_exec_ = nullptr;
+          if (!with_pdl) LCX_CUDA_CHECK(e);
+          pdl_ = false;  // remember: the next captures go without it
         }
-        LCX_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
-        const cudaError_t e = cudaGraphInstantiate(&graph_exec_, graph, 0);
-        cudaGraphDestroy(graph);
-        LCX_CUDA_CHECK(e);
         graph_key_ = full;
       }
       LCX_CUDA_CHECK(cudaGraphLaunch(graph_exec_, s));

@@ -4,6 +4,11 @@
 
 namespace lcx::cuda {
 
+bool& pdl_enabled() {
+  thread_local bool on = false;
+  return on;
+}
+
 static const char* base_name(const char* file) {
   const char* s = std::strrchr(file, '/');
   return s ? s + 1 : file;

@@ -20,6 +20,19 @@ inline void check_driver(CUresult err, const char* what, const char* file, int l
   if (err != CUDA_SUCCESS) fail_driver(err, what, file, line);
 }
 
+// Programmatic dependent launch (Hopper), used by the decode graph: while a PdlScope(true) is
+// alive on this thread, kernels launched through launch_k (common.cuh) carry the
+// programmatic-serialization attribute. Only kernels that call pdl_wait() before touching their
+// inputs or writing anything are launched through launch_k.
+bool& pdl_enabled();
+struct PdlScope {
+  bool prev;
+  explicit PdlScope(bool on) : prev(pdl_enabled()) { pdl_enabled() = on; }
+  ~PdlScope() { pdl_enabled() = prev; }
+  PdlScope(const PdlScope&) = delete;
+  PdlScope& operator=(const PdlScope&) = delete;
+};
+
 }  // namespace lcx::cuda
 
 #define LCX_CUDA_CHECK(call) ::lcx::cuda::check_cuda((call), #call, __FILE__, __LINE__)

@@ -57,9 +57,29 @@ void classifier_forward_backward(const float* logits, bf16* dlogits, float* nll,
                                  cudaStream_t s);
 
 // ---- gemv.cu: out (OC) = W (OC, IC) x for one activation row (decoding), bf16 W and x.
-// mode 0: bf16 out (+ bias, may be nullptr); 1: fp32 out = resid + W x; 2: fp32 out = W x.
 // Needs gemv_ok (IC % 8 == 0, W and x 16-byte aligned).
+enum GemvMode {
+  GEMV_BF16 = 0,       // bf16 out (+ bias, may be nullptr); with kcache: K/V rows also appended
+  GEMV_RESIDUAL = 1,   // fp32 out = resid + W x
+  GEMV_F32 = 2,        // fp32 out = W x
+  GEMV_BF16_GELU = 3,  // bf16 out = gelu(W x + bias)
+};
+struct GemvArgs {
+  void* out;
+  const float* resid;
+  const bf16* w;
+  const bf16* x;
+  const bf16* bias;
+  int IC, OC;
+  // GEMV_BF16 on the fused qkv row (OC = 3 C): rows [C, 2C) also go to kcache and [2C, 3C) to
+  // vcache at row `len` (or *dev_len in the decode graph) of a C-wide cache.
+  bf16* kcache;
+  bf16* vcache;
+  int C, len;
+  const int* dev_len;
+};
 bool gemv_ok(const void* w, const void* x, int IC);
+void gemv_bf16(int mode, const GemvArgs& a, cudaStream_t s);
 void gemv_bf16(int mode, void* out, const float* resid, const bf16* w, const bf16* x,
                const bf16* bias, int IC, int OC, cudaStream_t s);
 

@@ -55,6 +55,8 @@ __global__ void __launch_bounds__(kLnRowThreads)
     ln_fwd_row_kernel(bf16* out, float* mean, float* rstd, float* x, const P* add_bias, const P* w,
                       const P* b, int C, float eps) {
   __shared__ float red[32];
+  pdl_release();
+  pdl_wait();  // x is the previous kernel's output (decode graph: launched with PDL)
   const int row = blockIdx.x;
   float* xr = x + (size_t)row * C;
   float v[kLnRowMax];
@@ -156,8 +158,7 @@ void layernorm_forward(bf16* out, float* mean, float* rstd, float* x, const P* a
                        const P* w, const P* b, int N, int C, float eps, cudaStream_t s) {
   if (N == 0) return;
   if (N <= 64 && C <= kLnRowThreads * kLnRowMax) {  // decoding: latency, not throughput
-    ln_fwd_row_kernel<P><<<N, kLnRowThreads, 0, s>>>(out, mean, rstd, x, add_bias, w, b, C, eps);
-    LCX_LAUNCH_CHECK();
+    launch_k(ln_fwd_row_kernel<P>, dim3(N), dim3(kLnRowThreads), 0, s, out, mean, rstd, x, add_bias, w, b, C, eps);
     return;
   }
   ln_fwd_kernel<P><<<ceil_div(N, 8), 256, 0, s>>>(out, mean, rstd, x, add_bias, w, b, N, C, eps);
