@@ -2,8 +2,9 @@
 # One GPU-machine call for the decoding and attention-kernel work (NOTES.md, runs 4-6): build,
 # correctness first (test_cuda_backend, whose KV-cache == full forward checks run the decode path:
 # decode graph with PDL (default), and without the graph), then the decode benchmark with PDL on
-# and off, then test_cuda_attention (correctness of every pattern and its timing table) on the
-# default attention path and, timing only, on the previous one (LCX_ATTN_PATH=v3).
+# and off, then test_cuda_attention (correctness of every pattern and its timing table), then
+# dense training throughput at 2k..16k when the call has time left. (Run 6's version also timed
+# the run-3 attention kernels, then selectable with LCX_ATTN_PATH=v3.)
 #   bash native/tests/cuda/decode_checks.sh
 set -u
 OUT=${OUT:-/tmp/lcx_decode_out}
@@ -35,10 +36,6 @@ LCX_CUDA_PDL=0 t gpu_decode_bench 90 decode_nopdl.log
 sed -n '/^| what/,$p' "$OUT/decode_nopdl.log"
 t test_cuda_attention 120 att.log
 sed -n '/attention timing/,$p' "$OUT/att.log" | grep -v "^--"
-if grep -q LCX_ATTN_PATH native/engine/src/cuda/attention.cu; then
-  LCX_ATTN_PATH=v3 t test_cuda_attention 120 att_v3.log
-  sed -n '/attention timing/,$p' "$OUT/att_v3.log" | grep -v "^--"
-fi
 echo "### done ${SECONDS}s"
 # Training throughput with the new attention path, when the call has time left (dense 2k..16k).
 if [ "$SECONDS" -lt 330 ]; then

@@ -24,8 +24,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <type_traits>
 
 #include "attention.hpp"
@@ -122,63 +120,50 @@ __device__ __forceinline__ const bf16* bkn_addr(const bf16* tile, int k0, int n0
 // 4 blocks of 16 rows (blk, -1 = empty); rows outside [0, limit) or of empty blocks are
 // zero-filled (their source address is clamped to row 0, never read).
 //
-// V3 = the run-3 loader, kept so that LCX_ATTN_PATH=v3 can time it against the default: per
-// 16-byte chunk a run-time trip count, a 4-way select of the block id, signed div/mod and a
-// 64-bit multiply (~35 SASS per chunk, 8-16 chunks per thread per tile).
-// Default (run 6): a compile-time trip count, each thread keeps one column and steps by whole
-// rows, so the block of every chunk is known at compile time; a tile of 4 contiguous blocks
-// inside [0, limit) (every dense tile, most window / document tiles) is a plain run of rows:
-// one pointer add per chunk, no checks (~3 SASS per chunk, fewer than v1).
+// A compile-time trip count: each thread keeps one column and steps by whole rows, so the block
+// of every chunk is known at compile time; a tile of 4 contiguous blocks inside [0, limit)
+// (every dense tile, most window / document tiles) is a plain run of rows: one pointer add per
+// chunk, no checks (~3 SASS per chunk). Run 3's loader (playground/attention_v3.cu.txt) paid a
+// run-time trip count, a 4-way block select, div/mod and a 64-bit multiply per chunk (~35 SASS).
 constexpr int floor_pow2(int n) { return n < 2 ? n : 2 * floor_pow2(n / 2); }
 __device__ __forceinline__ bool blocks_contiguous(int4 blk, int limit) {
   return blk.x >= 0 && blk.y == blk.x + 1 && blk.z == blk.x + 2 && blk.w == blk.x + 3 &&
          (blk.x + 4) * KB <= limit;
 }
-template <int D, bool V3>
+template <int D>
 __device__ __forceinline__ void load_tile(bf16* s, const bf16* g, long long row_stride, int4 blk,
                                           int limit, int tid) {
   constexpr int P = D + 8, CPR = D / 8;  // 16-byte chunks per row
-  if constexpr (V3) {
+  // Each loading thread keeps one 16-byte column and steps down RPI rows per pass; RPI is a
+  // power of two, so the block of every chunk is known at compile time (at D = 96 the last
+  // 32 threads do not load).
+  constexpr int RPI = floor_pow2(NTHREADS / CPR), PASSES = TL / RPI;
+  if (RPI * CPR < NTHREADS && tid >= RPI * CPR) return;
+  const int r0 = tid / CPR, col = (tid % CPR) * 8;
+  bf16* dst = s + r0 * P + col;
+  if (blocks_contiguous(blk, limit)) {
+    const bf16* src = g + (long long)(blk.x * KB + r0) * row_stride + col;
 #pragma unroll
-    for (int c = tid; c < TL * CPR; c += NTHREADS) {
-      const int r = c / CPR, col = (c % CPR) * 8;
-      const int b = comp(blk, r / KB), gr = b * KB + (r % KB);
-      const bool ok = b >= 0 && gr < limit;
-      cp_async16(s + r * P + col, g + (long long)(ok ? gr : 0) * row_stride + col, ok ? 16 : 0);
-    }
+    for (int i = 0; i < PASSES; i++)
+      cp_async16(dst + i * RPI * P, src + (long long)(i * RPI) * row_stride, 16);
   } else {
-    // Each loading thread keeps one 16-byte column and steps down RPI rows per pass; RPI is a
-    // power of two, so the block of every chunk is known at compile time (at D = 96 the last
-    // 32 threads do not load).
-    constexpr int RPI = floor_pow2(NTHREADS / CPR), PASSES = TL / RPI;
-    if (RPI * CPR < NTHREADS && tid >= RPI * CPR) return;
-    const int r0 = tid / CPR, col = (tid % CPR) * 8;
-    bf16* dst = s + r0 * P + col;
-    if (blocks_contiguous(blk, limit)) {
-      const bf16* src = g + (long long)(blk.x * KB + r0) * row_stride + col;
 #pragma unroll
-      for (int i = 0; i < PASSES; i++)
-        cp_async16(dst + i * RPI * P, src + (long long)(i * RPI) * row_stride, 16);
-    } else {
-#pragma unroll
-      for (int i = 0; i < PASSES; i++) {
-        // Row r0 + i * RPI: its block is i * RPI / KB (+ r0 / KB when a pass spans blocks).
-        const int slot = i * RPI / KB + (RPI > KB ? r0 / KB : 0);
-        const int rr = (RPI > KB ? r0 % KB : r0) + (i * RPI) % KB;
-        const int b = comp(blk, slot), gr = b * KB + rr;
-        const bool ok = b >= 0 && gr < limit;
-        cp_async16(dst + i * RPI * P, g + (long long)(ok ? gr : 0) * row_stride + col, ok ? 16 : 0);
-      }
+    for (int i = 0; i < PASSES; i++) {
+      // Row r0 + i * RPI: its block is i * RPI / KB (+ r0 / KB when a pass spans blocks).
+      const int slot = i * RPI / KB + (RPI > KB ? r0 / KB : 0);
+      const int rr = (RPI > KB ? r0 % KB : r0) + (i * RPI) % KB;
+      const int b = comp(blk, slot), gr = b * KB + rr;
+      const bool ok = b >= 0 && gr < limit;
+      cp_async16(dst + i * RPI * P, g + (long long)(ok ? gr : 0) * row_stride + col, ok ? 16 : 0);
     }
   }
 }
 __device__ __forceinline__ int4 contiguous_blocks(int tile) {
   return make_int4(tile * 4, tile * 4 + 1, tile * 4 + 2, tile * 4 + 3);
 }
-template <bool V3>
 __device__ __forceinline__ void load_vec64(float* s, const float* g, int4 blk, int limit, int tid) {
   if (tid < TL) {
-    if (!V3 && blocks_contiguous(blk, limit)) {
+    if (blocks_contiguous(blk, limit)) {
       cp_async4(s + tid, g + blk.x * KB + tid, 4);
       return;
     }
@@ -336,25 +321,22 @@ __device__ __forceinline__ void prod_dkv(float (&dv)[NT][4], float (&dk)[NT][4],
 
 // ------------------------------------------------------------------------------------------
 // forward: O = softmax(Q K^T * scale) V over the allowed keys, and lse2 per query.
-// V3: the run-3 kernel (LCX_ATTN_PATH=v3). Default: the cheap loader above, and a warp whose
-// 4 slots are all live without element mask runs the whole tile (Q K^T, softmax, P V) as one
-// branch-free block, so the scheduler can overlap V's ldmatrix with the softmax as v1 did (v3
-// branched between softmax and P V, and on `masked` at every one of the 32 elements).
-// The default forward's branch-free block keeps more loads in flight: on sm_90 bound it to the
+// A warp whose 4 slots are all live without element mask runs the whole tile (Q K^T, softmax,
+// P V) as one branch-free block, so the scheduler can overlap V's ldmatrix with the softmax
+// (run 3's kernel branched between softmax and P V, and on `masked` at every one of the 32
+// elements: 1.9x slower, NOTES.md run 6). The branch-free block keeps more loads in flight: on sm_90 bound it to the
 // CTAs per SM that shared memory allows there (4 at D <= 64, 3 at D = 96, 2 stages), i.e. to
 // 128 / 168 registers, where it would otherwise lose a CTA. Other GPUs fit fewer CTAs; at
 // D = 32 the bound only stops ptxas from choosing 96 registers and spilling (sm_80 / sm_89).
-// 0 = no bound: the V3 kernels compile exactly as in run 3.
-constexpr int fwd_min_ctas(int D, bool v3) {
-  if (v3) return 0;
+constexpr int fwd_min_ctas(int D) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   return D <= 64 ? 4 : D == 96 ? 3 : 0;
 #else
   return D == 32 ? 4 : 0;
 #endif
 }
-template <int D, int STAGES, bool V3>
-__global__ void __launch_bounds__(NTHREADS, fwd_min_ctas(D, V3)) attn_fwd_kernel(const KParams p) {
+template <int D, int STAGES>
+__global__ void __launch_bounds__(NTHREADS, fwd_min_ctas(D)) attn_fwd_kernel(const KParams p) {
   constexpr int P = D + 8, KT = D / 16, NT = D / 8;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* sQ = reinterpret_cast<bf16*>(smem);
@@ -373,11 +355,11 @@ __global__ void __launch_bounds__(NTHREADS, fwd_min_ctas(D, V3)) attn_fwd_kernel
   const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
   const int q0 = qt * TL;
 
-  load_tile<D, V3>(sQ, qg, a.q_row, contiguous_blocks(qt), a.Tq, tid);
+  load_tile<D>(sQ, qg, a.q_row, contiguous_blocks(qt), a.Tq, tid);
   cp_async_commit();
   if (STAGES == 2 && e1 > e0) {
-    load_tile<D, V3>(sK, kg, a.kv_row, p.blk[e0], a.Tk, tid);
-    load_tile<D, V3>(sV, vg, a.kv_row, p.blk[e0], a.Tk, tid);
+    load_tile<D>(sK, kg, a.kv_row, p.blk[e0], a.Tk, tid);
+    load_tile<D>(sV, vg, a.kv_row, p.blk[e0], a.Tk, tid);
   }
   cp_async_commit();
   cp_async_wait<1>();
@@ -426,20 +408,17 @@ __global__ void __launch_bounds__(NTHREADS, fwd_min_ctas(D, V3)) attn_fwd_kernel
     int buf = 0;
     if (STAGES == 2) {
       buf = (e - e0) & 1;
-      if (V3 && e + 1 < e1) {
-        load_tile<D, V3>(sK + (buf ^ 1) * TL * P, kg, a.kv_row, p.blk[e + 1], a.Tk, tid);
-        load_tile<D, V3>(sV + (buf ^ 1) * TL * P, vg, a.kv_row, p.blk[e + 1], a.Tk, tid);
-      } else if (e + 1 < e1) {
+      if (e + 1 < e1) {
         // One read of the entry for both tiles (the cp.async asm makes the compiler reload it).
         const int4 nb4 = p.blk[e + 1];
-        load_tile<D, V3>(sK + (buf ^ 1) * TL * P, kg, a.kv_row, nb4, a.Tk, tid);
-        load_tile<D, V3>(sV + (buf ^ 1) * TL * P, vg, a.kv_row, nb4, a.Tk, tid);
+        load_tile<D>(sK + (buf ^ 1) * TL * P, kg, a.kv_row, nb4, a.Tk, tid);
+        load_tile<D>(sV + (buf ^ 1) * TL * P, vg, a.kv_row, nb4, a.Tk, tid);
       }
       cp_async_commit();
       cp_async_wait<1>();
     } else {
-      load_tile<D, V3>(sK, kg, a.kv_row, kb4, a.Tk, tid);
-      load_tile<D, V3>(sV, vg, a.kv_row, kb4, a.Tk, tid);
+      load_tile<D>(sK, kg, a.kv_row, kb4, a.Tk, tid);
+      load_tile<D>(sV, vg, a.kv_row, kb4, a.Tk, tid);
       cp_async_commit();
       cp_async_wait<0>();
     }
@@ -448,66 +427,35 @@ __global__ void __launch_bounds__(NTHREADS, fwd_min_ctas(D, V3)) attn_fwd_kernel
     const bf16* cV = sV + buf * TL * P;
     // This warp's 16 queries against the 4 gathered key blocks (warp-uniform).
     const int wb = (fl >> (warp * 4)) & 0xF;
-    if constexpr (V3) {
-      if (wb) {
-        float s[8][4];
-        if (wb == 0xF)
-          prod_abt<P, KT, true>(s, qf, cK, wb, lane);
-        else
-          prod_abt<P, KT, false>(s, qf, cK, wb, lane);
-        const bool elem = fl & kElem, masked = elem || wb != 0xF;
+    const bool elem = fl & kElem;
+    auto tile = [&](auto full_tag) {
+      constexpr bool FULL = decltype(full_tag)::value;
+      float s[8][4];
+      prod_abt<P, KT, FULL>(s, qf, cK, wb, lane);
 #pragma unroll
-        for (int j = 0; j < 8; j++)
+      for (int j = 0; j < 8; j++)
 #pragma unroll
-          for (int i = 0; i < 4; i++) {
-            float v = s[j][i] * p.scale_log2;
-            if (!masked) {
-            } else if (!((wb >> (j >> 1)) & 1)) {
-              v = -INFINITY;
-            } else if (elem) {
-              const int row = q0 + warp * 16 + g + (i >> 1) * 8;
-              const int col = comp(kb4, j >> 1) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
-              if (!allowed(p, hl, row, col, seg)) v = -INFINITY;
-            }
-            s[j][i] = v;
+        for (int i = 0; i < 4; i++) {
+          float v = s[j][i] * p.scale_log2;
+          if (FULL) {
+          } else if (!((wb >> (j >> 1)) & 1)) {
+            v = -INFINITY;
+          } else if (elem) {
+            // p.blk[e] is read here (L1) rather than held in 4 registers across the products.
+            const int row = q0 + warp * 16 + g + (i >> 1) * 8;
+            const int col = comp(p.blk[e], j >> 1) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
+            if (!allowed(p, hl, row, col, seg)) v = -INFINITY;
           }
-        online_softmax(s);
-        // O += P V (key block kk = slot kk; empty slots have P = 0 and are skipped)
-        if (wb == 0xF)
-          prod_sv<P, NT, true>(o, s, cV, wb, lane);
-        else
-          prod_sv<P, NT, false>(o, s, cV, wb, lane);
-      }
-    } else {
-      const bool elem = fl & kElem;
-      auto tile = [&](auto full_tag) {
-        constexpr bool FULL = decltype(full_tag)::value;
-        float s[8][4];
-        prod_abt<P, KT, FULL>(s, qf, cK, wb, lane);
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-#pragma unroll
-          for (int i = 0; i < 4; i++) {
-            float v = s[j][i] * p.scale_log2;
-            if (FULL) {
-            } else if (!((wb >> (j >> 1)) & 1)) {
-              v = -INFINITY;
-            } else if (elem) {
-              // p.blk[e] is read here (L1) rather than held in 4 registers across the products.
-              const int row = q0 + warp * 16 + g + (i >> 1) * 8;
-              const int col = comp(p.blk[e], j >> 1) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
-              if (!allowed(p, hl, row, col, seg)) v = -INFINITY;
-            }
-            s[j][i] = v;
-          }
-        online_softmax(s);
-        prod_sv<P, NT, FULL>(o, s, cV, wb, lane);  // empty slots have P = 0 and are skipped
-      };
-      if (wb == 0xF && !elem)
-        tile(std::true_type());
-      else if (wb)
-        tile(std::false_type());
-    }
+          s[j][i] = v;
+        }
+      online_softmax(s);
+      prod_sv<P, NT, FULL>(o, s, cV, wb, lane);  // empty slots have P = 0 and are skipped
+    };
+    if (wb == 0xF && !elem)
+      tile(std::true_type());
+    else if (wb)
+      tile(std::false_type());
+  
     __syncthreads();
   }
   cp_async_wait<0>();
@@ -555,8 +503,8 @@ __global__ void attn_dvec_kernel(const AttnArgs a) {
 
 // ------------------------------------------------------------------------------------------
 // dq: per query tile. P = exp2(s2 - lse2), dP = dO V^T, dS = P (dP - dvec), dQ = scale dS K.
-// V3 / default as in the forward: a full warp-tile is one branch-free block.
-template <int D, int STAGES, bool V3>
+// As in the forward, a full warp-tile is one branch-free block.
+template <int D, int STAGES>
 __global__ void __launch_bounds__(NTHREADS) attn_dq_kernel(const KParams p) {
   constexpr int P = D + 8, KT = D / 16, NT = D / 8;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -578,12 +526,12 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_kernel(const KParams p) {
   const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
   const int q0 = qt * TL;
 
-  load_tile<D, V3>(sQ, qg, a.q_row, contiguous_blocks(qt), a.Tq, tid);
-  load_tile<D, V3>(sdO, dog, a.o_row, contiguous_blocks(qt), a.Tq, tid);
+  load_tile<D>(sQ, qg, a.q_row, contiguous_blocks(qt), a.Tq, tid);
+  load_tile<D>(sdO, dog, a.o_row, contiguous_blocks(qt), a.Tq, tid);
   cp_async_commit();
   if (STAGES == 2 && e1 > e0) {
-    load_tile<D, V3>(sK, kg, a.kv_row, p.blk[e0], a.Tk, tid);
-    load_tile<D, V3>(sV, vg, a.kv_row, p.blk[e0], a.Tk, tid);
+    load_tile<D>(sK, kg, a.kv_row, p.blk[e0], a.Tk, tid);
+    load_tile<D>(sV, vg, a.kv_row, p.blk[e0], a.Tk, tid);
   }
   cp_async_commit();
 
@@ -613,20 +561,17 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_kernel(const KParams p) {
     int buf = 0;
     if (STAGES == 2) {
       buf = (e - e0) & 1;
-      if (V3 && e + 1 < e1) {
-        load_tile<D, V3>(sK + (buf ^ 1) * TL * P, kg, a.kv_row, p.blk[e + 1], a.Tk, tid);
-        load_tile<D, V3>(sV + (buf ^ 1) * TL * P, vg, a.kv_row, p.blk[e + 1], a.Tk, tid);
-      } else if (e + 1 < e1) {
+      if (e + 1 < e1) {
         // One read of the entry for both tiles (the cp.async asm makes the compiler reload it).
         const int4 nb4 = p.blk[e + 1];
-        load_tile<D, V3>(sK + (buf ^ 1) * TL * P, kg, a.kv_row, nb4, a.Tk, tid);
-        load_tile<D, V3>(sV + (buf ^ 1) * TL * P, vg, a.kv_row, nb4, a.Tk, tid);
+        load_tile<D>(sK + (buf ^ 1) * TL * P, kg, a.kv_row, nb4, a.Tk, tid);
+        load_tile<D>(sV + (buf ^ 1) * TL * P, vg, a.kv_row, nb4, a.Tk, tid);
       }
       cp_async_commit();
       cp_async_wait<1>();
     } else {
-      load_tile<D, V3>(sK, kg, a.kv_row, kb4, a.Tk, tid);
-      load_tile<D, V3>(sV, vg, a.kv_row, kb4, a.Tk, tid);
+      load_tile<D>(sK, kg, a.kv_row, kb4, a.Tk, tid);
+      load_tile<D>(sV, vg, a.kv_row, kb4, a.Tk, tid);
       cp_async_commit();
       cp_async_wait<0>();
     }
@@ -634,65 +579,34 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_kernel(const KParams p) {
     const bf16* cK = sK + buf * TL * P;
     const bf16* cV = sV + buf * TL * P;
     const int wb = (fl >> (warp * 4)) & 0xF;
-    if constexpr (V3) {
-      if (wb) {
-        float s[8][4], dp[8][4];
-        if (wb == 0xF)
-          prod_s_dp<P, KT, true>(s, dp, qf, sdO, warp * 16, cK, cV, wb, lane);
-        else
-          prod_s_dp<P, KT, false>(s, dp, qf, sdO, warp * 16, cK, cV, wb, lane);
-        const bool elem = fl & kElem, masked = elem || wb != 0xF;
+    const bool elem = fl & kElem;
+    auto tile = [&](auto full_tag) {
+      constexpr bool FULL = decltype(full_tag)::value;
+      float s[8][4], dp[8][4];
+      prod_s_dp<P, KT, FULL>(s, dp, qf, sdO, warp * 16, cK, cV, wb, lane);
 #pragma unroll
-        for (int j = 0; j < 8; j++)
+      for (int j = 0; j < 8; j++)
 #pragma unroll
-          for (int i = 0; i < 4; i++) {
-            const int r = i >> 1;
-            float pv = exp2f(s[j][i] * p.scale_log2 - lse[r]);
-            if (!masked) {
-            } else if (!((wb >> (j >> 1)) & 1)) {
-              pv = 0.f;
-            } else if (elem) {
-              const int row = q0 + warp * 16 + g + r * 8;
-              const int col = comp(kb4, j >> 1) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
-              if (!allowed(p, hl, row, col, seg)) pv = 0.f;
-            }
-            s[j][i] = pv * (dp[j][i] - dvr[r]);  // dS (without the softmax scale)
+        for (int i = 0; i < 4; i++) {
+          const int r = i >> 1;
+          float pv = exp2f(s[j][i] * p.scale_log2 - lse[r]);
+          if (FULL) {
+          } else if (!((wb >> (j >> 1)) & 1)) {
+            pv = 0.f;
+          } else if (elem) {
+            const int row = q0 + warp * 16 + g + r * 8;
+            const int col = comp(p.blk[e], j >> 1) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
+            if (!allowed(p, hl, row, col, seg)) pv = 0.f;
           }
-        // dQ += dS K  (K stored [key][d] = [k][n] for this product)
-        if (wb == 0xF)
-          prod_sv<P, NT, true>(dq, s, cK, wb, lane);
-        else
-          prod_sv<P, NT, false>(dq, s, cK, wb, lane);
-      }
-    } else {
-      const bool elem = fl & kElem;
-      auto tile = [&](auto full_tag) {
-        constexpr bool FULL = decltype(full_tag)::value;
-        float s[8][4], dp[8][4];
-        prod_s_dp<P, KT, FULL>(s, dp, qf, sdO, warp * 16, cK, cV, wb, lane);
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-#pragma unroll
-          for (int i = 0; i < 4; i++) {
-            const int r = i >> 1;
-            float pv = exp2f(s[j][i] * p.scale_log2 - lse[r]);
-            if (FULL) {
-            } else if (!((wb >> (j >> 1)) & 1)) {
-              pv = 0.f;
-            } else if (elem) {
-              const int row = q0 + warp * 16 + g + r * 8;
-              const int col = comp(p.blk[e], j >> 1) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
-              if (!allowed(p, hl, row, col, seg)) pv = 0.f;
-            }
-            s[j][i] = pv * (dp[j][i] - dvr[r]);  // dS (without the softmax scale)
-          }
-        prod_sv<P, NT, FULL>(dq, s, cK, wb, lane);  // dQ += dS K (K stored [key][d] = [k][n])
-      };
-      if (wb == 0xF && !elem)
-        tile(std::true_type());
-      else if (wb)
-        tile(std::false_type());
-    }
+          s[j][i] = pv * (dp[j][i] - dvr[r]);  // dS (without the softmax scale)
+        }
+      prod_sv<P, NT, FULL>(dq, s, cK, wb, lane);  // dQ += dS K (K stored [key][d] = [k][n])
+    };
+    if (wb == 0xF && !elem)
+      tile(std::true_type());
+    else if (wb)
+      tile(std::false_type());
+  
     __syncthreads();
   }
   cp_async_wait<0>();
@@ -713,9 +627,9 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_kernel(const KParams p) {
 // ------------------------------------------------------------------------------------------
 // dkv: per group of 4 key blocks (warp w owns block w, 16 keys). Works on 32-query halves of
 // each gathered query tile to keep the two accumulators (dK, dV: 2 x D/2 registers per lane)
-// plus S^T/dP^T within 255 registers. V3 / default as in the forward: a full warp-half is one
-// branch-free block.
-template <int D, int STAGES, bool V3>
+// plus S^T/dP^T within 255 registers. As in the forward, a full warp-half is one branch-free
+// block.
+template <int D, int STAGES>
 __global__ void __launch_bounds__(NTHREADS) attn_dkv_kernel(const KParams p) {
   constexpr int P = D + 8, KT = D / 16, NT = D / 8;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -743,14 +657,14 @@ __global__ void __launch_bounds__(NTHREADS) attn_dkv_kernel(const KParams p) {
   const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
 
   auto load_q = [&](int stage, int4 qb4) {
-    load_tile<D, V3>(sQ + stage * TL * P, qg, a.q_row, qb4, a.Tq, tid);
-    load_tile<D, V3>(sdO + stage * TL * P, dog, a.o_row, qb4, a.Tq, tid);
-    load_vec64<V3>(sL + stage * TL, lseg, qb4, a.Tq, tid);
-    load_vec64<V3>(sDv + stage * TL, dvg, qb4, a.Tq, tid);
+    load_tile<D>(sQ + stage * TL * P, qg, a.q_row, qb4, a.Tq, tid);
+    load_tile<D>(sdO + stage * TL * P, dog, a.o_row, qb4, a.Tq, tid);
+    load_vec64(sL + stage * TL, lseg, qb4, a.Tq, tid);
+    load_vec64(sDv + stage * TL, dvg, qb4, a.Tq, tid);
   };
 
-  load_tile<D, V3>(sK, kg, a.kv_row, kb4, a.Tk, tid);
-  load_tile<D, V3>(sV, vg, a.kv_row, kb4, a.Tk, tid);
+  load_tile<D>(sK, kg, a.kv_row, kb4, a.Tk, tid);
+  load_tile<D>(sV, vg, a.kv_row, kb4, a.Tk, tid);
   cp_async_commit();
   if (STAGES == 2 && e1 > e0) load_q(0, p.blk[e0]);
   cp_async_commit();
@@ -787,13 +701,10 @@ __global__ void __launch_bounds__(NTHREADS) attn_dkv_kernel(const KParams p) {
     for (int half = 0; half < 2; half++) {
       const int hb = (wb >> (2 * half)) & 3;
       const int qbase = half * 32;
-      if constexpr (V3) {
-        if (!hb) continue;
+      auto half_tile = [&](auto full_tag) {
+        constexpr bool FULL = decltype(full_tag)::value;
         float s[4][4], dp[4][4];
-        if (hb == 3)
-          prod_st_dpt<P, KT, true>(s, dp, sK, sV, warp * 16, cQ, cdO, qbase, hb, lane);
-        else
-          prod_st_dpt<P, KT, false>(s, dp, sK, sV, warp * 16, cQ, cdO, qbase, hb, lane);
+        prod_st_dpt<P, KT, FULL>(s, dp, sK, sV, warp * 16, cQ, cdO, qbase, hb, lane);
         // P^T and dS^T; element (key row, query col).
 #pragma unroll
         for (int j = 0; j < 4; j++)
@@ -801,52 +712,24 @@ __global__ void __launch_bounds__(NTHREADS) attn_dkv_kernel(const KParams p) {
           for (int i = 0; i < 4; i++) {
             const int ql = qbase + j * 8 + 2 * t4 + (i & 1);  // row of the gathered query tile
             float pv = exp2f(s[j][i] * p.scale_log2 - cL[ql]);
-            if (hb == 3 && !elem) {
+            if (FULL) {
             } else if (!((hb >> (j >> 1)) & 1)) {
               pv = 0.f;
             } else if (elem) {
               const int key = my_kb * KB + g + (i >> 1) * 8;
-              const int qi = comp(qb4, ql / KB) * KB + (ql % KB);
+              const int qi = comp(p.blk[e], ql / KB) * KB + (ql % KB);
               if (!allowed(p, hl, qi, key, seg)) pv = 0.f;
             }
             s[j][i] = pv;
             dp[j][i] = pv * (dp[j][i] - cDv[ql]);
           }
-        // dV += P^T dO and dK += dS^T Q
-        if (hb == 3)
-          prod_dkv<P, NT, true>(dv, dk, s, dp, cQ, cdO, qbase, hb, lane);
-        else
-          prod_dkv<P, NT, false>(dv, dk, s, dp, cQ, cdO, qbase, hb, lane);
-      } else {
-        auto half_tile = [&](auto full_tag) {
-          constexpr bool FULL = decltype(full_tag)::value;
-          float s[4][4], dp[4][4];
-          prod_st_dpt<P, KT, FULL>(s, dp, sK, sV, warp * 16, cQ, cdO, qbase, hb, lane);
-          // P^T and dS^T; element (key row, query col).
-#pragma unroll
-          for (int j = 0; j < 4; j++)
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-              const int ql = qbase + j * 8 + 2 * t4 + (i & 1);  // row of the gathered query tile
-              float pv = exp2f(s[j][i] * p.scale_log2 - cL[ql]);
-              if (FULL) {
-              } else if (!((hb >> (j >> 1)) & 1)) {
-                pv = 0.f;
-              } else if (elem) {
-                const int key = my_kb * KB + g + (i >> 1) * 8;
-                const int qi = comp(p.blk[e], ql / KB) * KB + (ql % KB);
-                if (!allowed(p, hl, qi, key, seg)) pv = 0.f;
-              }
-              s[j][i] = pv;
-              dp[j][i] = pv * (dp[j][i] - cDv[ql]);
-            }
-          prod_dkv<P, NT, FULL>(dv, dk, s, dp, cQ, cdO, qbase, hb, lane);  // dV += P^T dO, dK += dS^T Q
-        };
-        if (hb == 3 && !elem)
-          half_tile(std::true_type());
-        else if (hb)
-          half_tile(std::false_type());
-      }
+        prod_dkv<P, NT, FULL>(dv, dk, s, dp, cQ, cdO, qbase, hb, lane);  // dV += P^T dO, dK += dS^T Q
+      };
+      if (hb == 3 && !elem)
+        half_tile(std::true_type());
+      else if (hb)
+        half_tile(std::false_type());
+    
     }
     __syncthreads();
   }
@@ -918,37 +801,19 @@ void set_fwd_lists(KParams& p, const AttnPlan& plan) {
   p.ntiles = plan.nqt;
 }
 
-// LCX_ATTN_PATH=v3 runs the run-3 kernels (gathered per-chunk loader, branch between softmax
-// and P V) instead of the default, so that one device call can time both (NOTES.md, run 6).
-// Read once per process.
-bool attn_path_v3() {
-  static const bool v3 = [] {
-    const char* e = std::getenv("LCX_ATTN_PATH");
-    return e && std::strcmp(e, "v3") == 0;
-  }();
-  return v3;
-}
-
-template <int D, bool V3>
-void fwd_path(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
+template <int D>
+void fwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
   KParams p = p0;
   set_fwd_lists(p, plan);
   const dim3 grid(plan.nqt, p.a.NH, p.a.B);
   if ((int)fwd_smem(D, 2) <= max_smem_optin())
-    launch(attn_fwd_kernel<D, 2, V3>, grid, fwd_smem(D, 2), p, s);
+    launch(attn_fwd_kernel<D, 2>, grid, fwd_smem(D, 2), p, s);
   else
-    launch(attn_fwd_kernel<D, 1, V3>, grid, fwd_smem(D, 1), p, s);
-}
-template <int D>
-void fwd_d(const KParams& p, const AttnPlan& plan, cudaStream_t s) {
-  if (attn_path_v3())
-    fwd_path<D, true>(p, plan, s);
-  else
-    fwd_path<D, false>(p, plan, s);
+    launch(attn_fwd_kernel<D, 1>, grid, fwd_smem(D, 1), p, s);
 }
 
-template <int D, bool V3>
-void bwd_path(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
+template <int D>
+void bwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
   const AttnArgs& a = p0.a;
   {
     const long long warps = (long long)a.B * a.Tq * a.NH;
@@ -959,9 +824,9 @@ void bwd_path(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
   set_fwd_lists(p, plan);
   const dim3 gq(plan.nqt, a.NH, a.B);
   if ((int)dq_smem(D, 2) <= max_smem_optin())
-    launch(attn_dq_kernel<D, 2, V3>, gq, dq_smem(D, 2), p, s);
+    launch(attn_dq_kernel<D, 2>, gq, dq_smem(D, 2), p, s);
   else
-    launch(attn_dq_kernel<D, 1, V3>, gq, dq_smem(D, 1), p, s);
+    launch(attn_dq_kernel<D, 1>, gq, dq_smem(D, 1), p, s);
   p.off = plan.d[kBwdOff];
   p.blk = reinterpret_cast<const int4*>(plan.d[kBwdBlk]);
   p.flags = plan.d[kBwdFlags];
@@ -969,16 +834,9 @@ void bwd_path(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
   p.ntiles = plan.ngroups;
   const dim3 gk(plan.ngroups, a.NH, a.B);
   if ((int)dkv_smem(D, 2) <= max_smem_optin())
-    launch(attn_dkv_kernel<D, 2, V3>, gk, dkv_smem(D, 2), p, s);
+    launch(attn_dkv_kernel<D, 2>, gk, dkv_smem(D, 2), p, s);
   else
-    launch(attn_dkv_kernel<D, 1, V3>, gk, dkv_smem(D, 1), p, s);
-}
-template <int D>
-void bwd_d(const KParams& p, const AttnPlan& plan, cudaStream_t s) {
-  if (attn_path_v3())
-    bwd_path<D, true>(p, plan, s);
-  else
-    bwd_path<D, false>(p, plan, s);
+    launch(attn_dkv_kernel<D, 1>, gk, dkv_smem(D, 1), p, s);
 }
 
 }  // namespace
