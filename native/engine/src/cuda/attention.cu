@@ -173,6 +173,35 @@ __device__ __forceinline__ void load_vec64(float* s, const float* g, int4 blk, i
   }
 }
 
+// One step of the fwd / dq loop over key tiles: with 2 stages, start loading the next entry's
+// K and V tiles into the other buffer and wait for this entry's (loaded one step earlier);
+// with 1 stage, load this entry's. Returns the buffer that holds entry e.
+template <int D, int STAGES>
+__device__ __forceinline__ int stage_kv(bf16* sK, bf16* sV, const bf16* kg, const bf16* vg,
+                                        const KParams& p, int e, int e0, int e1, int4 kb4, int tid) {
+  constexpr int P = D + 8;
+  const AttnArgs& a = p.a;
+  int buf = 0;
+  if (STAGES == 2) {
+    buf = (e - e0) & 1;
+    if (e + 1 < e1) {
+      // One read of the entry for both tiles (the cp.async asm makes the compiler reload it).
+      const int4 nb4 = p.blk[e + 1];
+      load_tile<D>(sK + (buf ^ 1) * TL * P, kg, a.kv_row, nb4, a.Tk, tid);
+      load_tile<D>(sV + (buf ^ 1) * TL * P, vg, a.kv_row, nb4, a.Tk, tid);
+    }
+    cp_async_commit();
+    cp_async_wait<1>();
+  } else {
+    load_tile<D>(sK, kg, a.kv_row, kb4, a.Tk, tid);
+    load_tile<D>(sV, vg, a.kv_row, kb4, a.Tk, tid);
+    cp_async_commit();
+    cp_async_wait<0>();
+  }
+  __syncthreads();
+  return buf;
+}
+
 // The reference predicate (lcx::attends) for query index qi of the plan (absolute position
 // q_offset + qi) and key position k.
 __device__ __forceinline__ bool allowed(const KParams& p, int hl, int qi, int k,
@@ -405,24 +434,7 @@ __global__ void __launch_bounds__(NTHREADS, fwd_min_ctas(D)) attn_fwd_kernel(con
   for (int e = e0; e < e1; e++) {
     const int4 kb4 = p.blk[e];
     const int fl = p.flags[e];
-    int buf = 0;
-    if (STAGES == 2) {
-      buf = (e - e0) & 1;
-      if (e + 1 < e1) {
-        // One read of the entry for both tiles (the cp.async asm makes the compiler reload it).
-        const int4 nb4 = p.blk[e + 1];
-        load_tile<D>(sK + (buf ^ 1) * TL * P, kg, a.kv_row, nb4, a.Tk, tid);
-        load_tile<D>(sV + (buf ^ 1) * TL * P, vg, a.kv_row, nb4, a.Tk, tid);
-      }
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      load_tile<D>(sK, kg, a.kv_row, kb4, a.Tk, tid);
-      load_tile<D>(sV, vg, a.kv_row, kb4, a.Tk, tid);
-      cp_async_commit();
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+    const int buf = stage_kv<D, STAGES>(sK, sV, kg, vg, p, e, e0, e1, kb4, tid);
     const bf16* cK = sK + buf * TL * P;
     const bf16* cV = sV + buf * TL * P;
     // This warp's 16 queries against the 4 gathered key blocks (warp-uniform).
@@ -558,24 +570,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_kernel(const KParams p) {
   for (int e = e0; e < e1; e++) {
     const int4 kb4 = p.blk[e];
     const int fl = p.flags[e];
-    int buf = 0;
-    if (STAGES == 2) {
-      buf = (e - e0) & 1;
-      if (e + 1 < e1) {
-        // One read of the entry for both tiles (the cp.async asm makes the compiler reload it).
-        const int4 nb4 = p.blk[e + 1];
-        load_tile<D>(sK + (buf ^ 1) * TL * P, kg, a.kv_row, nb4, a.Tk, tid);
-        load_tile<D>(sV + (buf ^ 1) * TL * P, vg, a.kv_row, nb4, a.Tk, tid);
-      }
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      load_tile<D>(sK, kg, a.kv_row, kb4, a.Tk, tid);
-      load_tile<D>(sV, vg, a.kv_row, kb4, a.Tk, tid);
-      cp_async_commit();
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+    const int buf = stage_kv<D, STAGES>(sK, sV, kg, vg, p, e, e0, e1, kb4, tid);
     const bf16* cK = sK + buf * TL * P;
     const bf16* cV = sV + buf * TL * P;
     const int wb = (fl >> (warp * 4)) & 0xF;
