@@ -4,6 +4,7 @@
 // depth 0 and after the 8000-token prompt. Random weights; the numbers are speed only.
 //
 // Usage: gpu_decode_bench [--layers N] [--backend cpu|cuda]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "longctx.h"
+#include "profile_range.hpp"
 
 namespace {
 
@@ -31,7 +33,9 @@ double now_s() {
 int main(int argc, char** argv) {
   int layers = 24;
   int backend = LCX_BACKEND_CUDA;
+  int profile_depth = -1;  // --profile DEPTH: 8 tokens decoded at DEPTH inside the profiler range
   for (int i = 1; i < argc; i++) {
+    if (!std::strcmp(argv[i], "--profile") && i + 1 < argc) profile_depth = std::atoi(argv[++i]);
     if (!std::strcmp(argv[i], "--layers") && i + 1 < argc) layers = std::atoi(argv[++i]);
     if (!std::strcmp(argv[i], "--backend") && i + 1 < argc)
       backend = std::string(argv[++i]) == "cpu" ? LCX_BACKEND_CPU : LCX_BACKEND_CUDA;
@@ -78,6 +82,21 @@ int main(int argc, char** argv) {
     *tok_s = n / (now_s() - t0);
     return 0;
   };
+
+  if (profile_depth >= 0) {
+    OK(lcx_gen_reset(g));
+    OK(lcx_gen_feed(g, prompt.data(), std::max(1, std::min(profile_depth, 8000)), logits.data()));
+    double warm = 0;
+    if (decode(16, &warm)) return 1;
+    profile_begin();
+    for (int i = 0; i < 8; i++) OK(lcx_gen_next(g, &greedy, &tok));
+    profile_end();
+    std::printf("profiled 8 tokens at depth %d; without the profiler %.3f ms per token\n",
+                profile_depth, 1000.0 / warm);
+    lcx_gen_free(g);
+    lcx_model_free(m);
+    return 0;
+  }
 
   double p2048 = 0, p8000 = 0, d0 = 0, d8000 = 0;
   // One untimed 2048 prefill first: the first pass at a new piece size also pays cuBLASLt's

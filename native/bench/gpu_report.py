@@ -31,6 +31,9 @@ DOCUMENTED_ANCHOR_BEST = {
     2048: (22659, "COMPILE=1 batch 1, DEVICE.md 2026-11-22"),
     8192: (18633, "eager batch 1, DEVICE.md 2026-11-22"),
 }
+# "Any batch that fits in the anchor's memory": the most the anchor's best-class runs reserved
+# (2048: eager batch 4, 25.3 GiB; 8192: eager batch 1, 25.5 GiB), DEVICE.md 2026-11-22.
+ANCHOR_MEMORY_GIB = {2048: 25.3, 8192: 25.5}
 PEAK_FLOPS = 989e12  # H100 SXM dense bf16; the bench uses the same figure for MFU
 TRAIN_RATIO_TARGET = 2.0
 MFU_AIM = 0.45
@@ -264,8 +267,10 @@ def build(dirs):
         if "T" in r and "tok_s" in r and (r["T"] not in anchor or r["tok_s"] > anchor[r["T"]]["tok_s"]):
             anchor[r["T"]] = r
     anchor_why = anchor_why if not anchor else None
-    dense = {r["T"]: r for r in (bench or {}).get("dense", [])}
-    sparse = {r["T"]: r for r in (bench or {}).get("sparse", [])}
+    # Batch-1 rows drive the scaling table; larger batches only compete for the throughput target.
+    dense = {r["T"]: r for r in (bench or {}).get("dense", []) if r.get("batch", 1) == 1}
+    sparse = {r["T"]: r for r in (bench or {}).get("sparse", []) if r.get("batch", 1) == 1}
+    batched = [r for r in (bench or {}).get("dense", []) if r.get("batch", 1) > 1]
     model = (bench or {}).get("model", {"layers": 24, "n_embd": 2048, "vocab": 50264})
     small_model = bench and (model.get("layers"), model.get("n_embd")) != (24, 2048)
     if small_model:
@@ -288,9 +293,14 @@ def build(dirs):
             best = doc
             src = f"documented best ({doc_src}); measured eager batch 1: " + (n0(measured["tok_s"]) if measured else "not in this call")
         target = f"training tokens/s at {T} >= {TRAIN_RATIO_TARGET:.1f}x the anchor's best"
+        limit = max(ANCHOR_MEMORY_GIB[T], measured["peak_reserved_gib"] if measured else 0)
+        fits = [r for r in batched if r["T"] == T and r["peak_mapped_gib"] <= limit]
         if T in dense:
-            ratio = dense[T]["tok_s"] / best
-            add(1, target, n0(dense[T]["tok_s"]), f"{n0(best)}: {src}", f"{ratio:.2f}x", ratio >= TRAIN_RATIO_TARGET, uses_bench=True)
+            e = max([dense[T]] + fits, key=lambda r: r["tok_s"])
+            ratio = e["tok_s"] / best
+            label = n0(e["tok_s"]) + (f" (batch {e['batch']}, {e['peak_mapped_gib']:.2f} GiB <= anchor's {limit:.1f})"
+                                      if e.get("batch", 1) > 1 else " (batch 1)")
+            add(1, target, label, f"{n0(best)}: {src}", f"{ratio:.2f}x", ratio >= TRAIN_RATIO_TARGET, uses_bench=True)
         else:
             add(1, target, why(bench_why), f"{n0(best)}: {src}", "", None)
     if 8192 in dense:
@@ -412,6 +422,9 @@ def build(dirs):
                  f"{s['tok_s'] / d['tok_s']:.2f}x" if d and s else "—",
                  n0(a["tok_s"]) if a else "—", f"{a['peak_reserved_gib']:.2f}" if a else "—"]
         lines.append("| " + " | ".join(cells) + " |")
+    for r in batched:
+        lines.append(f"\nDense at {r['T']} x batch {r['batch']}: {n0(r['tok_s'])} tokens/s, MFU {pct(r['mfu'])}, "
+                     f"{r['peak_mapped_gib']:.2f} GiB peak.")
     if lean:
         lines.append(f"\nLean mode at {lean['T']}: {n0(lean['tok_s'])} tokens/s, {lean['peak_mapped_gib']:.2f} GiB peak.")
     mix = (bench or {}).get("mix")

@@ -1,9 +1,11 @@
 // GPU training benchmark (not a test): the ruGPT3XL-sized model (24 x 2048, 16 heads, head size
-// 128, vocab 50264, ~1.33B parameters), full fine-tuning, batch 1, through the C API exactly as
-// the app drives it. Parts (all by default, --parts picks some):
+// 128, vocab 50264, ~1.33B parameters), full fine-tuning, batch 1 (and batch 4 at 2048), through
+// the C API exactly as the app drives it. Parts (all by default, --parts picks some):
 //   dense   create at 2048 positions, train, extend positions by tiling to 4096, 8192, 16384,
-//           training at each: tokens/s, step time, MFU, peak memory per length; at 2k/4k/8k also
-//           a 60/40 mix of long/short examples (the allocator's expandable-mode peak).
+//           training at each: tokens/s, step time, MFU, peak memory per length; at 2048 also
+//           batch 4 (the anchor's best at 2048 is a batch-4 or compiled run in about the same
+//           memory); at 2k/4k/8k also a 60/40 mix of long/short examples (the allocator's
+//           expandable-mode peak).
 //   sparse  the same lengths with the ruGPT3XL pattern (even layers block-sparse, odd dense).
 //   lean    bf16 master weights + stochastic rounding at 8192: tokens/s and peak memory.
 //   alloc   the 2k -> 4k -> 8k mix again with the classic allocator (mapped vs allocated).
@@ -14,6 +16,9 @@
 //
 // Usage: gpu_train_bench [--json out.json] [--parts dense,sparse,lean,alloc,loss]
 //                        [--loss-steps N] [--quick] [--smoke]
+//        gpu_train_bench --profile T [--batch B] [--sparse]
+//   --profile: two warm-up steps at T (batch B), then one step inside the profiler range
+//              (native/tests/cuda/profile_step.sh runs it under ncu).
 //   --quick: 4 layers (a smoke run of the real widths on a GPU).
 //   --smoke: a 2 x 128 model at lengths 128..1024, on the CPU backend when there is no CUDA;
 //            checks the bench's own flow and JSON on a machine without a GPU.
@@ -27,6 +32,7 @@
 #include <vector>
 
 #include "longctx.h"
+#include "profile_range.hpp"
 
 namespace {
 
@@ -65,6 +71,7 @@ struct Setup {
   int layers = 24, embd = 2048, heads = 16, inner = 8192, vocab = 50264;
   std::vector<int> lengths = {2048, 4096, 8192, 16384};
   size_t mix_stages = 3;  // the long/short mix at 2k/4k/8k only: classic mode at 16k would not fit
+  int first_batch = 4;  // the extra batch timed at lengths[0] (dense only)
   int lean_T = 8192;
   int loss_T = 2048;
   int loss_steps = 200;
@@ -160,12 +167,14 @@ struct MarkovCorpus {
   }
 };
 
-// One optimizer step on one sequence (targets = next token, last unscored).
-bool train_step(lcx_model* m, const std::vector<int32_t>& tok, float lr, float* loss, double* ms) {
-  const int T = (int)tok.size();
-  std::vector<int32_t> tgt(T);
-  for (int i = 0; i < T; i++) tgt[i] = i + 1 < T ? tok[i + 1] : -1;
-  lcx_batch b{tok.data(), tgt.data(), nullptr, 1, T};
+// One optimizer step on B rows of tok.size() / B tokens (targets = next token, each row's last
+// unscored).
+bool train_step(lcx_model* m, const std::vector<int32_t>& tok, float lr, float* loss, double* ms,
+                int B = 1) {
+  const int T = (int)tok.size() / B;
+  std::vector<int32_t> tgt(tok.size());
+  for (size_t i = 0; i < tok.size(); i++) tgt[i] = (int)(i % T) + 1 < T ? tok[i + 1] : -1;
+  lcx_batch b{tok.data(), tgt.data(), nullptr, B, T};
   const auto t0 = std::chrono::steady_clock::now();
   OK(lcx_zero_grad(m));
   OK(lcx_forward_backward(m, &b, 1.0f, loss));
@@ -184,31 +193,33 @@ double flops_per_token(const lcx_config& c, int T) {
 }
 
 struct Row {
-  int T = 0;
+  int T = 0, batch = 1;
   double tok_s = 0, step_ms = 0, mfu = 0;  // mfu only for all-dense models (sparse does less work)
   double peak_mapped = 0, peak_alloc = 0;  // since the start of this length's timed steps
 };
 
-// `steps` steps of T random tokens, the first `warm` untimed; median step time and peak memory.
-bool timed_steps(lcx_model* m, const lcx_config& cfg, int T, int steps, int warm, Rng& rng, Row* r) {
+// `steps` steps of B x T random tokens, the first `warm` untimed; median step time and peak memory.
+bool timed_steps(lcx_model* m, const lcx_config& cfg, int T, int steps, int warm, Rng& rng, Row* r,
+                 int B = 1) {
   OK(lcx_memory_reset_peak(m));
   std::vector<double> times;
   float loss = 0;
   double ms = 0;
   for (int i = 0; i < steps; i++) {
-    if (!train_step(m, random_tokens(rng, T, cfg.vocab_size), 1e-5f, &loss, &ms)) return false;
+    if (!train_step(m, random_tokens(rng, B * T, cfg.vocab_size), 1e-5f, &loss, &ms, B)) return false;
     if (i >= warm) times.push_back(ms);
   }
   std::sort(times.begin(), times.end());
   lcx_memory_stats st{};
   OK(lcx_memory_stats_get(m, &st));
   r->T = T;
+  r->batch = B;
   r->step_ms = times[times.size() / 2];
-  r->tok_s = T / (r->step_ms / 1000.0);
+  r->tok_s = (double)B * T / (r->step_ms / 1000.0);
   r->peak_mapped = gib(st.peak_mapped_bytes);
   r->peak_alloc = gib(st.peak_allocated_bytes);
-  std::printf("  T=%d loss %.3f step %.1f ms, %.0f tokens/s, peak mapped %.2f GiB\n", T, loss,
-              r->step_ms, r->tok_s, r->peak_mapped);
+  std::printf("  T=%d batch %d loss %.3f step %.1f ms, %.0f tokens/s, peak mapped %.2f GiB\n", T, B,
+              loss, r->step_ms, r->tok_s, r->peak_mapped);
   std::fflush(stdout);
   return true;
 }
@@ -240,6 +251,12 @@ bool scaling(const Setup& s, bool alternating_sparse, bool expandable, bool time
       if (!timed_steps(m.get(), cfg, T, 8, 2, rng, &r)) return false;
       if (!alternating_sparse) r.mfu = r.tok_s * flops_per_token(cfg, T) / kPeakFlops;
       rows->push_back(r);
+      if (k == 0 && !alternating_sparse && s.first_batch > 1) {
+        Row rb;
+        if (!timed_steps(m.get(), cfg, T, 6, 2, rng, &rb, s.first_batch)) return false;
+        rb.mfu = rb.tok_s * flops_per_token(cfg, T) / kPeakFlops;
+        rows->push_back(rb);
+      }
     } else {
       OK(lcx_memory_reset_peak(m.get()));
     }
@@ -318,9 +335,9 @@ std::string rows_json(const std::vector<Row>& rows) {
   for (size_t i = 0; i < rows.size(); i++) {
     const Row& r = rows[i];
     std::snprintf(buf, sizeof buf,
-                  "%s{\"T\": %d, \"tok_s\": %.1f, \"step_ms\": %.2f, \"mfu\": %.4f, "
+                  "%s{\"T\": %d, \"batch\": %d, \"tok_s\": %.1f, \"step_ms\": %.2f, \"mfu\": %.4f, "
                   "\"peak_mapped_gib\": %.3f, \"peak_alloc_gib\": %.3f}",
-                  i ? ", " : "", r.T, r.tok_s, r.step_ms, r.mfu, r.peak_mapped, r.peak_alloc);
+                  i ? ", " : "", r.T, r.batch, r.tok_s, r.step_ms, r.mfu, r.peak_mapped, r.peak_alloc);
     o += buf;
   }
   return o + "]";
@@ -350,7 +367,7 @@ void write_json(const char* path, const Setup& s, const Results& r) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "{\"model\": {\"layers\": %d, \"n_embd\": %d, \"n_head\": %d, \"vocab\": %d}, "
-                "\"backend\": %s, \"peak_tflops\": %.0f, \"batch\": 1,\n",
+                "\"backend\": %s, \"peak_tflops\": %.0f,\n",
                 s.layers, s.embd, s.heads, s.vocab, s.backend == LCX_BACKEND_CUDA ? "\"cuda\"" : "\"cpu\"",
                 kPeakFlops / 1e12);
   o += buf;
@@ -397,11 +414,31 @@ void write_json(const char* path, const Setup& s, const Results& r) {
 }
 
 void print_rows(const char* title, const std::vector<Row>& rows) {
-  std::printf("%s\n%-6s %10s %9s %6s %12s %12s\n", title, "T", "tokens/s", "step ms", "MFU", "peak mapped",
-              "peak alloc");
+  std::printf("%s\n%-6s %5s %10s %9s %6s %12s %12s\n", title, "T", "batch", "tokens/s", "step ms", "MFU",
+              "peak mapped", "peak alloc");
   for (const Row& r : rows)
-    std::printf("%-6d %10.0f %9.1f %5.1f%% %10.2f GiB %9.2f GiB\n", r.T, r.tok_s, r.step_ms, 100 * r.mfu,
-                r.peak_mapped, r.peak_alloc);
+    std::printf("%-6d %5d %10.0f %9.1f %5.1f%% %10.2f GiB %9.2f GiB\n", r.T, r.batch, r.tok_s, r.step_ms,
+                100 * r.mfu, r.peak_mapped, r.peak_alloc);
+}
+
+// --profile: one step of B x T inside the profiler range, after two warm-up steps (cuBLASLt's
+// heuristic queries, buffer growth). Prints the step time measured outside any profiler too.
+bool profile_step(const Setup& s, int T, int B, bool alternating_sparse) {
+  const lcx_config cfg = model_config(s, T, alternating_sparse);
+  ModelPtr m;
+  if (!create(s, cfg, 0, &m)) return false;
+  Rng rng{5};
+  Row r;
+  if (!timed_steps(m.get(), cfg, T, 3, 1, rng, &r, B)) return false;
+  float loss = 0;
+  double ms = 0;
+  const std::vector<int32_t> tok = random_tokens(rng, B * T, cfg.vocab_size);
+  profile_begin();
+  const bool ok = train_step(m.get(), tok, 1e-5f, &loss, &ms, B);
+  profile_end();
+  std::printf("profiled step: T=%d batch %d%s, %.1f ms under the profiler (%.1f ms without)\n", T, B,
+              alternating_sparse ? " sparse" : "", ms, r.step_ms);
+  return ok;
 }
 
 }  // namespace
@@ -409,13 +446,17 @@ void print_rows(const char* title, const std::vector<Row>& rows) {
 int main(int argc, char** argv) {
   Setup s;
   const char* json = nullptr;
-  bool quick = false, smoke = false;
+  bool quick = false, smoke = false, sparse = false;
+  int profile_T = 0, batch = 1;
   for (int i = 1; i < argc; i++) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     if (!std::strcmp(argv[i], "--smoke")) smoke = true;
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
     if (!std::strcmp(argv[i], "--parts") && i + 1 < argc) s.parts = argv[++i];
     if (!std::strcmp(argv[i], "--loss-steps") && i + 1 < argc) s.loss_steps = std::atoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--profile") && i + 1 < argc) profile_T = std::atoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) batch = std::max(1, std::atoi(argv[++i]));
+    if (!std::strcmp(argv[i], "--sparse")) sparse = true;
   }
   const bool have_cuda = lcx_backends_available() & (1 << LCX_BACKEND_CUDA);
   if (smoke) {
@@ -429,6 +470,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (quick) s.layers = 4;
+  if (profile_T > 0) return profile_step(s, profile_T, batch, sparse) ? 0 : 1;
   std::printf("== gpu_train_bench: %d x %d, %d heads, vocab %d, batch 1, recompute, backend %s, parts %s\n",
               s.layers, s.embd, s.heads, s.vocab, s.backend == LCX_BACKEND_CUDA ? "cuda" : "cpu",
               s.parts.c_str());

@@ -214,6 +214,8 @@ __global__ void __launch_bounds__(kDecThreads) attn_decode_split_kernel(DecParam
 }
 
 // One CTA per head, one thread per output element: O = sum_s o_s 2^(m_s - M) / sum_s l_s 2^(m_s - M).
+// Loads are unconditional and unrolled (8 splits in flight): run 7's profile showed the
+// branchy loop at 4.7-7.2 us per call, one dependent round trip per split.
 template <int D>
 __global__ void __launch_bounds__(D) attn_decode_merge_kernel(const DecParams p) {
   pdl_release();
@@ -221,16 +223,18 @@ __global__ void __launch_bounds__(D) attn_decode_merge_kernel(const DecParams p)
   const int h = blockIdx.x, d = threadIdx.x;
   const float* part = p.part + (long long)h * p.nsplit * (D + 2);
   float M = -INFINITY;
+#pragma unroll 8
   for (int s = 0; s < p.nsplit; s++) M = fmaxf(M, part[(long long)s * (D + 2) + D]);
   float acc = 0.f, L = 0.f;
   if (M != -INFINITY) {
+#pragma unroll 8
     for (int s = 0; s < p.nsplit; s++) {
       const float* ps = part + (long long)s * (D + 2);
-      const float ms = ps[D];
-      if (ms == -INFINITY) continue;  // a chunk with no allowed key (sparse, segments)
-      const float w = exp2f(ms - M);
-      acc += ps[d] * w;
-      L += ps[D + 1] * w;
+      const float ms = ps[D], o = ps[d], l = ps[D + 1];
+      // A chunk with no allowed key (sparse, segments, past the position) has m = -inf: weight 0.
+      const float w = ms == -INFINITY ? 0.f : exp2f(ms - M);
+      acc += o * w;
+      L += l * w;
     }
   }
   const float inv = L > 0.f ? 1.f / L : 0.f;
