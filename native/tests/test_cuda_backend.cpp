@@ -18,8 +18,12 @@
 //     score of a row, so its true gradient is exactly 0 and both backends update it from noise.
 //   recompute on/off: bit-identical gradients (same kernels on the same inputs)
 //   generation vs full forward, same GPU: logits rel L2 <= 2e-2
+//   generation with the decode fusions on/off (LCX_CUDA_DECODE_FUSE): bit-identical logits (the
+//     fused LayerNorm reproduces the LayerNorm kernel's arithmetic, the biases are added in the
+//     same order, the merge is the merge kernel's code); fp32 and bf16 master weights
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -57,6 +61,74 @@ bool check_le(const char* what, double v, double tol) {
   const bool ok = v <= tol;  // NaN fails
   std::printf("  %-44s %10.3e  (tol %.1e)  %s\n", what, v, tol, ok ? "ok" : "FAIL");
   return CHECK(ok);
+}
+
+// Sets an environment variable while alive (the CUDA generation state reads its switches, e.g.
+// LCX_CUDA_DECODE_FUSE, when it is created), then restores it.
+struct EnvVar {
+  std::string name, old;
+  bool had;
+  EnvVar(const char* n, const char* v) : name(n) {
+    const char* o = std::getenv(n);
+    had = o != nullptr;
+    if (had) old = o;
+    set(v);
+  }
+  ~EnvVar() { had ? set(old.c_str()) : unset(); }
+  void set(const char* v) {
+#ifdef _WIN32
+    _putenv_s(name.c_str(), v);
+#else
+    setenv(name.c_str(), v, 1);
+#endif
+  }
+  void unset() {
+#ifdef _WIN32
+    _putenv_s(name.c_str(), "");
+#else
+    unsetenv(name.c_str());
+#endif
+  }
+};
+
+// KV-cached generation over toks: one prefill of `prefix` tokens, then one token per feed (the
+// decode path: graph, unless LCX_CUDA_DECODE_GRAPH=0). Returns the logits after each feed.
+std::vector<float> generate(lcx::Backend& g, const std::vector<int32_t>& toks, int prefix, int V) {
+  const int total = (int)toks.size();
+  auto gen = g.gen_create(total);
+  std::vector<float> out((size_t)(total - prefix + 1) * V);
+  gen->feed(toks.data(), prefix, out.data());
+  for (int t = prefix; t < total; t++)
+    gen->feed(toks.data() + t, 1, out.data() + (size_t)(t - prefix + 1) * V);
+  CHECK(gen->length() == total);
+  return out;
+}
+
+// Generation against the same backend's full forward, and the decode fusions on vs off.
+void check_generation(lcx::Backend& g, const std::vector<int32_t>& toks, int prefix, int V,
+                      const char* label) {
+  const int total = (int)toks.size();
+  std::vector<float> full((size_t)total * V);
+  const lcx::Batch one{toks.data(), nullptr, nullptr, 1, total};
+  g.forward(one, nullptr, full.data(), nullptr);
+  const std::vector<float> on = generate(g, toks, prefix, V);
+  std::vector<float> off;
+  {
+    EnvVar env("LCX_CUDA_DECODE_FUSE", "0");
+    off = generate(g, toks, prefix, V);
+  }
+  auto worse = [](double acc, double e) { return std::isnan(e) ? INFINITY : std::fmax(acc, e); };
+  double worst = 0, diff = 0;
+  for (int t = prefix - 1; t < total; t++) {
+    const float* got = on.data() + (size_t)(t - prefix + 1) * V;
+    worst = worse(worst, rel_l2(got, full.data() + (size_t)t * V, V));
+  }
+  for (size_t i = 0; i < on.size(); i++) diff = worse(diff, std::fabs((double)on[i] - off[i]));
+  char what[96];
+  std::snprintf(what, sizeof what, "%s: generation vs full forward", label);
+  check_le(what, worst, 2e-2);
+  std::snprintf(what, sizeof what, "%s: generation, fusions on vs off, max abs", label);
+  check_le(what, diff, 0.0);
 }
 
 struct Data {
@@ -240,6 +312,9 @@ void run_case(const char* name, const lcx_config& cfg, int B, int T, bool segmen
     std::vector<float> back(lay.total);
     g16->get_params(back.data());
     CHECK(std::isfinite(back[0]));
+    // Generation reads the bf16 master directly (LayerNorm parameters and biases in bf16).
+    const std::vector<int32_t> toks(d.tokens.begin(), d.tokens.begin() + T);
+    check_generation(*g16, toks, T * 2 / 3, (int)V, "bf16 master");
   }
 
   // ---- NaN in the gradients: LCX_ERR_NUMERIC and parameters untouched
@@ -294,6 +369,8 @@ void run_case(const char* name, const lcx_config& cfg, int B, int T, bool segmen
       st = e.status();
     }
     CHECK(st == LCX_ERR_ARG);  // cache full
+    gen = nullptr;  // one generation state at a time
+    check_generation(*g, toks, prefix, (int)V, "fp32 master");
   }
 
   // ---- memory stats

@@ -44,10 +44,18 @@ describe.skipIf(!python)('gpu_report.py', () => {
 
   it('passes what reaches its target and leaves unmeasured anchors without a mark', () => {
     const { text } = report('synthetic-pass')
-    expect(row(text, 'training tokens/s at 2048')).toMatch(/46,100.*2\.03x.*PASS/)
+    // its batch-8 row (99,000 tokens/s in 30.5 GiB) is over the anchor's memory and must not count
+    expect(row(text, 'training tokens/s at 2048')).toMatch(/46,100 \(batch 1\).*2\.03x.*PASS/)
     expect(row(text, 'decode at depth 0')).toMatch(/not measured in this call.*\| — \|/)
     // the sparse run stopped before 16k: the scaling target cannot pass
     expect(row(text, 'tokens/s and peak memory at 2k/4k/8k/16k')).toMatch(/7 of 8 measured.*FAIL/)
     expect(text).toMatch(/12 of 14 judged targets pass; 3 without a mark/)
+  })
+
+  it('takes a larger batch for the throughput target when it fits the anchor\'s memory, batch 1 for the scaling table', () => {
+    const { text } = report('run7-dense')
+    expect(row(text, 'training tokens/s at 2048')).toMatch(/37,128 \(batch 4, 23\.09 GiB <= anchor's 25\.3\).*1\.64x.*FAIL/)
+    expect(row(text, '| 2048 | ')).toMatch(/^\| 2048 \| 24,476 \|/)
+    expect(text).toContain('Dense at 2048 x batch 4: 37,128 tokens/s')
   })
 })

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # One GPU-machine call for the decoding and attention-kernel work (NOTES.md, runs 4-6): build,
 # correctness first (test_cuda_backend, whose KV-cache == full forward checks run the decode path:
-# decode graph with PDL (default), and without the graph), then the decode benchmark with PDL on
-# and off, then test_cuda_attention (correctness of every pattern and its timing table), then
-# dense training throughput at 2k..16k when the call has time left. (Run 6's version also timed
-# the run-3 attention kernels, then selectable with LCX_ATTN_PATH=v3.)
+# decode graph with PDL (default), and without the graph; each also compares the decode fusions on
+# and off), then the decode benchmark with PDL on and off and with LCX_CUDA_DECODE_FUSE=0, then
+# test_cuda_attention (correctness of every pattern and its timing table), then dense training
+# throughput at 2k..16k when the call has time left. (Run 6's version also timed the run-3
+# attention kernels, then selectable with LCX_ATTN_PATH=v3.)
 #   bash native/tests/cuda/decode_checks.sh
 set -u
 OUT=${OUT:-/tmp/lcx_decode_out}
@@ -34,6 +35,9 @@ t gpu_decode_bench 90 decode_pdl.log
 sed -n '/^| what/,$p' "$OUT/decode_pdl.log"
 LCX_CUDA_PDL=0 t gpu_decode_bench 90 decode_nopdl.log
 sed -n '/^| what/,$p' "$OUT/decode_nopdl.log"
+# Run 8: the decode fusions off (separate LayerNorm and merge kernels, pending biases).
+LCX_CUDA_DECODE_FUSE=0 t gpu_decode_bench 90 decode_nofuse.log
+sed -n '/^| what/,$p' "$OUT/decode_nofuse.log"
 t test_cuda_attention 120 att.log
 sed -n '/attention timing/,$p' "$OUT/att.log" | grep -v "^--"
 echo "### done ${SECONDS}s"

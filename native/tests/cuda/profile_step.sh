@@ -3,7 +3,8 @@
 # step and decoded tokens with Nsight Compute, one kernel at a time (`--clock-control none`, the
 # card's own clocks; `--cache-control none`, warm caches as in a real run), and prints per-part
 # tables (native/bench/ncu_summary.py). Then the dense training bench (with batch 4 at 2048).
-#   bash native/tests/cuda/profile_step.sh [train|decode|bench ...]   (default: all three)
+#   bash native/tests/cuda/profile_step.sh [checks|attention|decodebench|decodeab|train|decode|bench ...]
+#   (default: train decode bench)
 set -u
 OUT=${OUT:-/tmp/lcx_profile_out}
 mkdir -p "$OUT"
@@ -20,7 +21,7 @@ echo "ncu: ${NCU:-not found}"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 cmake -S native -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DLCX_WITH_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES=90 > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
-ninja -C $B gpu_train_bench gpu_decode_bench test_cuda_backend >> "$OUT/build.log" 2>&1 \
+ninja -C $B gpu_train_bench gpu_decode_bench test_cuda_backend test_cuda_attention >> "$OUT/build.log" 2>&1 \
   || { grep -E "error" "$OUT/build.log" | head -30; exit 1; }
 echo "### build ${SECONDS}s"
 
@@ -57,6 +58,32 @@ for w in $what; do
     checks)
       timeout 150 $B/test_cuda_backend > "$OUT/backend.log" 2>&1; echo "### test_cuda_backend rc=$?"
       grep -E "FAIL|passed, .* failed|generation" "$OUT/backend.log" | head -20
+      LCX_CUDA_DECODE_FUSE=0 timeout 150 $B/test_cuda_backend > "$OUT/backend_nofuse.log" 2>&1
+      echo "### test_cuda_backend LCX_CUDA_DECODE_FUSE=0 rc=$?"
+      grep -E "FAIL|passed, .* failed" "$OUT/backend_nofuse.log" | head -10
+      LCX_CUDA_DECODE_GRAPH=0 timeout 150 $B/test_cuda_backend > "$OUT/backend_nograph.log" 2>&1
+      echo "### test_cuda_backend LCX_CUDA_DECODE_GRAPH=0 rc=$?"
+      grep -E "FAIL|passed, .* failed" "$OUT/backend_nograph.log" | head -10
+      ;;
+    attention)
+      timeout 150 $B/test_cuda_attention > "$OUT/att.log" 2>&1; echo "### test_cuda_attention rc=$?"
+      grep -E "FAIL|passed, .* failed" "$OUT/att.log" | head
+      sed -n '/attention timing/,$p' "$OUT/att.log" | grep -v "^--"
+      ;;
+    ncuattn)
+      # Full Nsight Compute sections of the dense hs128 T=8192 kernels (fwd, dq, dkv: the 4th
+      # launch of each, after the timing loop's warm-up), for the next kernel work.
+      LCX_ATTN_TIMING_ONLY=1 timeout 240 "$NCU" --clock-control none --set full \
+        -k regex:'attn_(fwd|dq|dkv)_kernel' --launch-skip 3 --launch-count 3 -o "$OUT/attn" \
+        $B/test_cuda_attention > "$OUT/ncuattn.log" 2>&1
+      echo "### ncu attention rc=$?"
+      "$NCU" --import "$OUT/attn.ncu-rep" --page details > "$OUT/attn_details.txt" 2>&1
+      grep -E "attn_|Duration|Compute \(SM\) Throughput|Memory Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Executed Ipc A|Issue Slots Busy|Bank Conflicts|L1/TEX Hit|Block Limit" "$OUT/attn_details.txt" | head -60
+      ;;
+    decodeab)
+      LCX_CUDA_DECODE_FUSE=0 timeout 120 $B/gpu_decode_bench > "$OUT/decode_nofuse.log" 2>&1
+      echo "### gpu_decode_bench LCX_CUDA_DECODE_FUSE=0 rc=$?"
+      sed -n '/^| what/,$p' "$OUT/decode_nofuse.log"
       ;;
     bench)
       timeout $((570 - SECONDS)) $B/gpu_train_bench --parts dense --json "$OUT/bench.json" > "$OUT/train.log" 2>&1

@@ -21,7 +21,10 @@
 //               final LayerNorm 2NC + 8N, per-token NLL 4N;
 //               gradient buffers: 4NC + 2NC + 2N max(F,C) + 6NC + 4NH.
 //   workspace   the chunked classifier: 512 rows of logits (fp32) and their gradient (bf16),
-//               6 x 512 x V; cuBLASLt's workspace (32 MiB); the batch (tokens, positions,
+//               6 x 512 x V; with recompute the classifier's buffers and the bf16 wte share
+//               one arena with the one kept layer and the (N, max(F,C)) and qkv gradient
+//               buffers, which are free while it runs: max of the two sets, not their sum
+//               (and no persistent wte copy); cuBLASLt's workspace (32 MiB); the batch (tokens, positions,
 //               targets, embedding-gradient buckets: ~40N with the allocator's slack);
 //               attention plans (a few MiB); with passkey evaluation on, generation's bf16
 //               weight copy (2P) and its K/V caches (4 L context C).
@@ -100,18 +103,23 @@ export function stageMemory(m: ModelShape, s: StageMemoryInput, backend: 'cpu' |
   if (backend === 'cuda') {
     const round8 = (x: number) => Math.ceil(x / 8) * 8
     const layerStaging = 2 * (round8(3 * C * C) + round8(3 * C) + round8(C * C) + round8(F * C) + round8(F) + round8(F * C))
-    weights = s.masterDtype === 'bf16' ? 2 * P : 4 * P + 2 * V * C + layerStaging
     const kept = s.recompute ? 1 : L
     const perLayer = N * C * (2 + 6 + 4 + 2) + N * F * (2 + 2) + 16 * N
+    const rows = Math.min(N, K.CUDA_CLASSIFIER_ROWS)
+    const classifier = 6 * rows * round8(V)
+    const wteCopy = s.masterDtype === 'bf16' ? 0 : 2 * V * C
+    const sharedGradients = 2 * N * Math.max(F, C) + 6 * N * C
+    // With recompute: one arena for {the kept layer, the shared gradients} and {classifier, wte copy}.
+    const arena = s.recompute ? Math.max(perLayer + sharedGradients, classifier + wteCopy) : 0
+    weights = s.masterDtype === 'bf16' ? 2 * P : 4 * P + (s.recompute ? 0 : wteCopy) + layerStaging
     activations =
       (L + 1) * 4 * N * C +
-      kept * perLayer +
+      (s.recompute ? arena : kept * perLayer + sharedGradients) +
       L * (2 * N * C + 4 * N * H) +
       2 * N * C + 8 * N + 4 * N +
-      (4 * N * C + 2 * N * C + 2 * N * Math.max(F, C) + 6 * N * C + 4 * N * H)
-    const rows = Math.min(N, K.CUDA_CLASSIFIER_ROWS)
+      (4 * N * C + 2 * N * C + 4 * N * H)
     workspace =
-      6 * rows * round8(V) +
+      (s.recompute ? 0 : classifier) +
       K.CUDA_CUBLASLT_WORKSPACE_BYTES +
       K.CUDA_BATCH_BYTES_PER_TOKEN * N +
       K.CUDA_ATTENTION_PLAN_BYTES +

@@ -90,8 +90,11 @@ void attention_backward(const AttnArgs& a, const AttnPattern& pat, const AttnPla
 size_t attention_decode_scratch(int NH, int HS, int Tk);
 // dev_qpos != nullptr (CUDA-graph replay): the query position (= Tk - 1) is read on the device
 // and a.Tk is the cache capacity (the grid is sized for it).
+// merge_in_split: the last CTA of each head merges (no merge kernel). The last NH floats of the
+// scratch (scratch_floats as given) then hold per-head arrival counters (int) that must be zero
+// before the first call (cudaMemset at allocation); every call leaves them zero.
 void attention_decode(const AttnArgs& a, const AttnPattern& pat, float* scratch, size_t scratch_floats,
-                      cudaStream_t stream, const int* dev_qpos = nullptr);
+                      cudaStream_t stream, const int* dev_qpos = nullptr, bool merge_in_split = false);
 // K, V cache append: rows len.. len+m-1 of kc, vc (row stride C) = the K and V parts of m fused
 // qkv rows (row stride 3C); the position is *dev_len when dev_len != nullptr.
 void kv_append(bf16* kc, bf16* vc, const bf16* qkv, int m, int C, int len, const int* dev_len,

@@ -6,9 +6,12 @@
 // whole cache serially, with 63 of its 64 query rows empty: at depth 8000 that was ~0.8 ms per
 // layer (16 of 132 SMs busy) for 65 MB of cache that the chip streams in ~25 us.
 // Here each CTA takes one chunk of one head's keys (enough chunks for ~4 CTAs per SM), keeps an
-// online softmax per warp, merges its warps, and writes an unnormalised partial (o, m, l); a
-// second kernel merges a head's partials with the log-sum-exp. Work is memory-bound (one K and
-// one V row per key, read once), so it uses plain coalesced loads and fp32 FMAs, no tensor cores.
+// online softmax per warp, merges its warps, and writes an unnormalised partial (o, m, l); the
+// partials of a head are merged with the log-sum-exp by the last of its CTAs to finish (a
+// per-head arrival counter), or by a second kernel (merge_in_split = false: LCX_CUDA_DECODE_FUSE=0
+// and callers that did not zero the counters). The merge kernel cost ~6.6 us per layer, mostly
+// launch, ramp and drain, for a few KB of partials. Work is memory-bound (one K and one V row per
+// key, read once), so it uses plain coalesced loads and fp32 FMAs, no tensor cores.
 //
 // The pattern is applied per key with the reference predicate (same as lcx::attends and the
 // element mask of attention.cu): window layers only visit [q - window + 1, q], sparse layers
@@ -44,6 +47,7 @@ struct DecParams {
   const int* dev_qpos;  // CUDA-graph replay: qpos (= Tk - 1) read here, grid sized for the cache
   float scale_log2;
   float* part;  // (NH, nsplit, D + 2): o (unnormalised), m, l
+  int* counters;  // (NH) arrivals per head, zero between calls; nullptr: the merge kernel merges
 };
 
 // A lane holds EPL = D / 32 consecutive elements of a row, kept as raw bf16 until used: a group
@@ -140,6 +144,34 @@ struct Group {
   }
 };
 
+// Head h, output element d: O = sum_s o_s 2^(m_s - M) / sum_s l_s 2^(m_s - M), lse = M + log2 L.
+// Loads are unconditional and unrolled (8 splits in flight): run 7's profile showed the
+// branchy loop at 4.7-7.2 us per call, one dependent round trip per split. They bypass L1
+// (ld.cg): in the split kernel the partials come from other CTAs of the same grid, and an L1
+// line this SM cached earlier (another head's partials share lines) could be stale.
+template <int D>
+__device__ __forceinline__ void merge_head(const DecParams& p, int h, int d) {
+  const float* part = p.part + (long long)h * p.nsplit * (D + 2);
+  float M = -INFINITY;
+#pragma unroll 8
+  for (int s = 0; s < p.nsplit; s++) M = fmaxf(M, __ldcg(part + (long long)s * (D + 2) + D));
+  float acc = 0.f, L = 0.f;
+  if (M != -INFINITY) {
+#pragma unroll 8
+    for (int s = 0; s < p.nsplit; s++) {
+      const float* ps = part + (long long)s * (D + 2);
+      const float ms = __ldcg(ps + D), o = __ldcg(ps + d), l = __ldcg(ps + D + 1);
+      // A chunk with no allowed key (sparse, segments, past the position) has m = -inf: weight 0.
+      const float w = ms == -INFINITY ? 0.f : exp2f(ms - M);
+      acc += o * w;
+      L += l * w;
+    }
+  }
+  const float inv = L > 0.f ? 1.f / L : 0.f;
+  p.o[h * D + d] = __float2bfloat16_rn(acc * inv);
+  if (d == 0 && p.lse) p.lse[h] = L > 0.f ? M + log2f(L) : -INFINITY;
+}
+
 template <int D>
 __global__ void __launch_bounds__(kDecThreads) attn_decode_split_kernel(DecParams p) {
   constexpr int EPL = D / 32;
@@ -211,35 +243,30 @@ __global__ void __launch_bounds__(kDecThreads) attn_decode_split_kernel(DecParam
     part[D] = M;
     part[D + 1] = L;
   }
+  if (!p.counters) return;
+  // The head's last CTA to get here merges. Writers fence, then count (threadFenceReduction);
+  // the counter goes back to 0 for the next layer and the next graph replay (the kernels in
+  // between all pass pdl_wait, so this grid has finished before the next split kernel reads it).
+  __shared__ bool s_last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    s_last = atomicAdd(p.counters + h, 1) == p.nsplit - 1;
+    if (s_last) {
+      p.counters[h] = 0;
+      __threadfence();  // the other CTAs' partials are read after their count
+    }
+  }
+  __syncthreads();
+  if (s_last && threadIdx.x < D) merge_head<D>(p, h, threadIdx.x);
 }
 
-// One CTA per head, one thread per output element: O = sum_s o_s 2^(m_s - M) / sum_s l_s 2^(m_s - M).
-// Loads are unconditional and unrolled (8 splits in flight): run 7's profile showed the
-// branchy loop at 4.7-7.2 us per call, one dependent round trip per split.
+// One CTA per head, one thread per output element (merge_in_split = false).
 template <int D>
 __global__ void __launch_bounds__(D) attn_decode_merge_kernel(const DecParams p) {
   pdl_release();
   pdl_wait();
-  const int h = blockIdx.x, d = threadIdx.x;
-  const float* part = p.part + (long long)h * p.nsplit * (D + 2);
-  float M = -INFINITY;
-#pragma unroll 8
-  for (int s = 0; s < p.nsplit; s++) M = fmaxf(M, part[(long long)s * (D + 2) + D]);
-  float acc = 0.f, L = 0.f;
-  if (M != -INFINITY) {
-#pragma unroll 8
-    for (int s = 0; s < p.nsplit; s++) {
-      const float* ps = part + (long long)s * (D + 2);
-      const float ms = ps[D], o = ps[d], l = ps[D + 1];
-      // A chunk with no allowed key (sparse, segments, past the position) has m = -inf: weight 0.
-      const float w = ms == -INFINITY ? 0.f : exp2f(ms - M);
-      acc += o * w;
-      L += l * w;
-    }
-  }
-  const float inv = L > 0.f ? 1.f / L : 0.f;
-  p.o[h * D + d] = __float2bfloat16_rn(acc * inv);
-  if (d == 0 && p.lse) p.lse[h] = L > 0.f ? M + log2f(L) : -INFINITY;
+  merge_head<D>(p, blockIdx.x, threadIdx.x);
 }
 
 int num_sms() {
@@ -255,7 +282,7 @@ int num_sms() {
 template <int D>
 void decode_d(DecParams p, cudaStream_t s) {
   launch_k(attn_decode_split_kernel<D>, dim3(p.nsplit, p.NH), dim3(kDecThreads), 0, s, p);
-  launch_k(attn_decode_merge_kernel<D>, dim3(p.NH), dim3(D), 0, s, p);
+  if (!p.counters) launch_k(attn_decode_merge_kernel<D>, dim3(p.NH), dim3(D), 0, s, p);
 }
 
 // Appends m rows of K and V (from the fused qkv rows) to the caches at row `len` (or *dev_len).
@@ -296,11 +323,12 @@ void kv_append(bf16* kc, bf16* vc, const bf16* qkv, int m, int C, int len, const
 }
 
 size_t attention_decode_scratch(int NH, int HS, int Tk) {
-  return (size_t)NH * ((size_t)std::max(Tk, 1) / kMinChunk + 2) * (HS + 2);
+  // partials, then NH ints of arrival counters at the end (merge_in_split)
+  return (size_t)NH * ((size_t)std::max(Tk, 1) / kMinChunk + 2) * (HS + 2) + NH;
 }
 
 void attention_decode(const AttnArgs& a, const AttnPattern& pat, float* scratch, size_t scratch_floats,
-                      cudaStream_t stream, const int* dev_qpos) {
+                      cudaStream_t stream, const int* dev_qpos, bool merge_in_split) {
   if (a.B != 1 || a.Tq != 1)
     fail(LCX_ERR_INTERNAL, "attention_decode: one query of one row only (B %d, Tq %d)", a.B, a.Tq);
   DecParams p{};
@@ -344,9 +372,10 @@ void attention_decode(const AttnArgs& a, const AttnPattern& pat, float* scratch,
   chunk = std::max(kMinChunk, (chunk + kMinChunk - 1) / kMinChunk * kMinChunk);
   p.chunk = chunk;
   p.nsplit = (span + chunk - 1) / chunk;
-  if ((size_t)a.NH * p.nsplit * (a.HS + 2) > scratch_floats)
+  if ((size_t)a.NH * p.nsplit * (a.HS + 2) + (merge_in_split ? a.NH : 0) > scratch_floats)
     fail(LCX_ERR_INTERNAL, "attention_decode: scratch too small");
   p.part = scratch;
+  p.counters = merge_in_split ? reinterpret_cast<int*>(scratch + scratch_floats - a.NH) : nullptr;
   switch (a.HS) {
     case 32: decode_d<32>(p, stream); break;
     case 64: decode_d<64>(p, stream); break;

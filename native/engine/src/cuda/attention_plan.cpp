@@ -2,6 +2,7 @@
 // Decisions are conservative in one direction only: a tile is skipped only when no element of
 // it can be allowed by lcx::attends, and marked "fully visible" only when every element is.
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <numeric>
 
@@ -138,27 +139,48 @@ void build_part(const AttnPattern& pat, int hl, const SegInfo& si, int Tq, int T
   }
   if (!backward) return;
   // dkv: every key block belongs to one group of 4 (its rows must be written even when no
-  // query sees it); blocks with query lists of similar length are grouped, so that a block
-  // seen by everyone (a global block) does not drag three local blocks through all queries.
-  std::vector<int> len(nkb, 0), order(nkb);
+  // query sees it). Neighbouring blocks see nearly the same queries (causal, window, local
+  // sparse blocks, packed documents), so groups are runs of 4 consecutive blocks, which also
+  // load as one contiguous tile. Blocks seen by far more queries than the median (the sparse
+  // layout's global blocks) are taken out and grouped among themselves by length, so that one
+  // does not drag three local blocks through every query. Groups are then ordered by work,
+  // lightest first (the kernel launches the last group first: the last wave is short).
+  // Run 6's log2-length buckets had boundaries off multiples of 4: 8 of 128 dense groups per
+  // head mixed blocks such as {254, 255, 256, 0} (NOTES.md, run 6 prep).
+  std::vector<int> len(nkb, 0);
   for (int qb = 0; qb < nqb; qb++)
     for (int kb = 0; kb < nkb; kb++) len[kb] += st[(size_t)qb * nkb + kb] != 0;
-  auto bucket = [](int n) {
-    int b = 0;
-    while (n) {
-      b++;
-      n >>= 1;
-    }
-    return b;
+  std::vector<int> sorted_len = len;
+  std::nth_element(sorted_len.begin(), sorted_len.begin() + nkb / 2, sorted_len.end());
+  const int median = sorted_len[nkb / 2];
+  std::vector<int> local, wide;
+  for (int kb = 0; kb < nkb; kb++) (len[kb] > 4 * std::max(median, 4) ? wide : local).push_back(kb);
+  std::stable_sort(wide.begin(), wide.end(), [&](int a, int b) { return len[a] < len[b]; });
+  // One list, cut every 4: exactly ceil(nkb / 4) groups (the kernel's grid); at most one group
+  // mixes the last local blocks with the shortest wide ones.
+  std::vector<int> order = local;
+  order.insert(order.end(), wide.begin(), wide.end());
+  std::vector<std::array<int, 4>> groups;
+  for (int i = 0; i < nkb; i += 4) {
+    std::array<int, 4> g = {-1, -1, -1, -1};
+    for (int j = 0; j < 4 && i + j < nkb; j++) g[j] = order[i + j];
+    groups.push_back(g);
+  }
+  auto work = [&](const std::array<int, 4>& g) {
+    int w = 0;
+    for (int kb : g) w = std::max(w, kb >= 0 ? len[kb] : 0);
+    return w;
   };
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int a, int b) { return bucket(len[a]) < bucket(len[b]); });
-  const int ngroups = (nkb + 3) / 4;
+  std::stable_sort(groups.begin(), groups.end(),
+                   [&](const std::array<int, 4>& a, const std::array<int, 4>& b) { return work(a) < work(b); });
+  const int ngroups = (int)groups.size();
   out.bwd_count.assign(ngroups, 0);
   for (int gi = 0; gi < ngroups; gi++) {
-    int kbs[4] = {-1, -1, -1, -1};
-    for (int i = 0; i < 4 && gi * 4 + i < nkb; i++) kbs[i] = order[gi * 4 + i];
+    int kbs[4];
+    const int cnt = (int)(std::find(groups[gi].begin(), groups[gi].end(), -1) - groups[gi].begin());
+    for (int i = 0; i < 4; i++) kbs[i] = groups[gi][i];
+    for (int i = 1; i < cnt; i++)  // ascending (insertion sort of <= 4)
+      for (int j = i; j > 0 && kbs[j - 1] > kbs[j]; j--) std::swap(kbs[j - 1], kbs[j]);
     out.grp_blk.insert(out.grp_blk.end(), kbs, kbs + 4);
     int slot = 0, flags = 0, blk[4] = {-1, -1, -1, -1};
     auto flush = [&]() {

@@ -15,6 +15,9 @@
 //   before its backward.
 // - Biases of the two output projections are added inside the next LayerNorm kernel, since the
 //   projections write the fp32 residual with cuBLASLt beta = 1 (x + y) and no bias epilogue.
+//   Decoding with the decode fusions (one row, GEMVs: DecodeFuse::norm) is the exception: the
+//   LayerNorms run inside the next GEMV and the projection GEMVs add their own bias, so there
+//   nothing is pending, the final LayerNorm included.
 //
 // Every CUDA / cuBLASLt call is checked (cuda_check.hpp); errors are lcx::Error, never exit.
 #include <cuda_runtime.h>
@@ -65,6 +68,9 @@ struct DecodeFuse {
   int len;               // cache rows before this token (host value) ...
   const int* dev_len;    // ... or read on the device (the decode graph)
   bool appended = false;
+  // Decode fusions (the same for every layer of a feed piece: CudaGen::feed): LayerNorms in the
+  // GEMV prologues, output-projection biases in the GEMV epilogues, nothing pending.
+  bool norm = false;
 };
 
 // Activation pointers of one layer (one slot of the activation arrays).
@@ -111,6 +117,9 @@ class CudaGen : public GenState {
   // Programmatic dependent launch inside the decode graph (sm_90+; LCX_CUDA_PDL=0 turns it off,
   // and a capture that fails with it is retried without it).
   bool pdl_ = false;
+  // Decode fusions: LayerNorm in the GEMV prologues, biases in the projection GEMVs, the attention
+  // merge in the split kernel. LCX_CUDA_DECODE_FUSE=0 restores the separate kernels.
+  bool decode_fuse_ = true;
   cudaGraphExec_t graph_exec_ = nullptr;
   std::vector<const void*> graph_key_;
   std::vector<PlanSlot> plans_;
@@ -422,6 +431,7 @@ class CudaBackend : public Backend {
 
   const bf16* wte_bf16() {
     if (bf16_master_) return (const bf16*)P(WTE);
+    if (acts_.shared) return nullptr;  // classifier() converts into the arena instead
     if (wte_dirty_ || !wte16_) {
       wte16_.grow(*alloc_, lay_.count[WTE] * sizeof(bf16), "wte (bf16 copy)");
       f32_to_bf16(wte16_.as<bf16>(), (const float*)P(WTE), lay_.count[WTE], stream_);
@@ -566,15 +576,24 @@ class CudaBackend : public Backend {
     int nres = 0, nlay = 0, natt = 0;
     DBuf res, ln1, qkv, att, resm, ln2, fch, fchg, stats, lse, lnf, lnf_stats;
     DBuf dres, dC, dF, dqkv, dvec, scratch, logits, dlogits, nll;
+    // Training with recompute: one layer's temporaries and the classifier's buffers (logits,
+    // their gradient, the bf16 wte) are never live at the same time, so they share one arena.
+    DBuf arena;
+    bool shared = false;  // the arena is in use (the classifier overwrites the layer temporaries)
+    // Where each buffer is (its own DBuf, or a piece of the arena).
+    float *resm_p = nullptr, *logits_p = nullptr;
+    bf16 *ln1_p = nullptr, *qkv_p = nullptr, *ln2_p = nullptr, *fch_p = nullptr, *dF_p = nullptr,
+         *dqkv_p = nullptr, *dlogits_p = nullptr, *wte16_p = nullptr;
   } acts_;
 
   void acts_release() {
     for (DBuf* b : {&acts_.res, &acts_.ln1, &acts_.qkv, &acts_.att, &acts_.resm, &acts_.ln2,
                     &acts_.fch, &acts_.fchg, &acts_.stats, &acts_.lse, &acts_.lnf, &acts_.lnf_stats,
                     &acts_.dres, &acts_.dC, &acts_.dF, &acts_.dqkv, &acts_.dvec, &acts_.scratch,
-                    &acts_.logits, &acts_.dlogits, &acts_.nll})
+                    &acts_.logits, &acts_.dlogits, &acts_.nll, &acts_.arena})
       b->release();
     acts_.N = 0;
+    acts_.shared = false;
   }
 
   // Sized for the largest B*T seen; a smaller batch reuses the buffers, a larger one (a stage
@@ -596,33 +615,76 @@ class CudaBackend : public Backend {
     const size_t C = cfg_.n_embd, F = cfg_.n_inner, NH = cfg_.n_head, V = cfg_.vocab_size;
     const size_t n = (size_t)Nc;
     DeviceAllocator& a = *alloc_;
+    const size_t R = std::min<size_t>(n, kClassifierChunk), Vp = round8(V);
     acts_.res.reset(a, nres * n * C * 4, "activations: residual stream");
-    acts_.ln1.reset(a, nlay * n * C * 2, "activations: ln1");
-    acts_.qkv.reset(a, nlay * n * 3 * C * 2, "activations: qkv");
     acts_.att.reset(a, natt * n * C * 2, "activations: attention out");
-    acts_.resm.reset(a, nlay * n * C * 4, "activations: residual after attention");
-    acts_.ln2.reset(a, nlay * n * C * 2, "activations: ln2");
-    acts_.fch.reset(a, nlay * n * F * 2, "activations: fc");
-    // GELU output is a temporary: training reuses the (N, n_inner) gradient buffer for it in the
-    // forward and recomputes it from the fc output in the backward.
-    if (!train) acts_.fchg.reset(a, n * F * 2, "activations: gelu");
     acts_.stats.reset(a, nlay * n * 4 * 4, "activations: layernorm stats");
     acts_.lse.reset(a, natt * n * NH * 4, "activations: attention lse");
     acts_.lnf.reset(a, n * C * 2, "activations: lnf");
     acts_.lnf_stats.reset(a, n * 2 * 4, "activations: lnf stats");
-    const size_t R = std::min<size_t>(n, kClassifierChunk), Vp = round8(V);
-    acts_.logits.reset(a, R * Vp * 4, "classifier logits chunk");
     acts_.nll.reset(a, n * 4, "per-token nll");
+    // Sizes of the per-layer temporaries (nlay slots) and of the classifier's buffers.
+    auto al = [](size_t b) { return (b + 255) / 256 * 256; };
+    const size_t b_ln1 = al(nlay * n * C * 2), b_qkv = al(nlay * n * 3 * C * 2), b_resm = al(nlay * n * C * 4),
+                 b_ln2 = al(nlay * n * C * 2), b_fch = al(nlay * n * F * 2), b_dF = al(n * std::max(F, C) * 2),
+                 b_dqkv = al(n * 3 * C * 2);
+    const size_t b_logits = al(R * Vp * 4), b_dlogits = al(R * Vp * 2), b_wte = al(V * C * 2);
+    acts_.shared = train && nlay == 1;
+    if (acts_.shared) {
+      wte16_.release();  // the classifier converts wte into the arena instead
+      // Recompute redoes every layer's temporaries right before its backward (the last one too,
+      // run_backward), so the classifier may overwrite them: at 8192 tokens of the 1.3B model
+      // this saves the classifier's 0.34 GiB (issue 5: standard mode <= 0.9x the anchor).
+      const size_t layer = b_ln1 + b_qkv + b_resm + b_ln2 + b_fch + b_dF + b_dqkv;
+      const size_t cls = b_logits + b_dlogits + b_wte;
+      acts_.arena.reset(a, std::max(layer, cls), "activations: layer temporaries / classifier (shared)");
+      char* p = acts_.arena.as<char>();
+      size_t o = 0;
+      auto take = [&](size_t b) { char* q = p + o; o += b; return q; };
+      acts_.ln1_p = (bf16*)take(b_ln1);
+      acts_.qkv_p = (bf16*)take(b_qkv);
+      acts_.resm_p = (float*)take(b_resm);
+      acts_.ln2_p = (bf16*)take(b_ln2);
+      acts_.fch_p = (bf16*)take(b_fch);
+      acts_.dF_p = (bf16*)take(b_dF);
+      acts_.dqkv_p = (bf16*)take(b_dqkv);
+      o = 0;
+      acts_.logits_p = (float*)take(b_logits);
+      acts_.dlogits_p = (bf16*)take(b_dlogits);
+      acts_.wte16_p = (bf16*)take(b_wte);
+    } else {
+      acts_.ln1.reset(a, b_ln1, "activations: ln1");
+      acts_.qkv.reset(a, b_qkv, "activations: qkv");
+      acts_.resm.reset(a, b_resm, "activations: residual after attention");
+      acts_.ln2.reset(a, b_ln2, "activations: ln2");
+      acts_.fch.reset(a, b_fch, "activations: fc");
+      acts_.logits.reset(a, b_logits, "classifier logits chunk");
+      acts_.ln1_p = acts_.ln1.as<bf16>();
+      acts_.qkv_p = acts_.qkv.as<bf16>();
+      acts_.resm_p = acts_.resm.as<float>();
+      acts_.ln2_p = acts_.ln2.as<bf16>();
+      acts_.fch_p = acts_.fch.as<bf16>();
+      acts_.logits_p = acts_.logits.as<float>();
+      acts_.wte16_p = nullptr;  // the persistent copy (wte_bf16)
+      if (train) {
+        acts_.dF.reset(a, b_dF, "gradients: (N, n_inner) bf16");
+        acts_.dqkv.reset(a, b_dqkv, "gradients: qkv");
+        acts_.dlogits.reset(a, b_dlogits, "classifier gradient chunk");
+        acts_.dF_p = acts_.dF.as<bf16>();
+        acts_.dqkv_p = acts_.dqkv.as<bf16>();
+        acts_.dlogits_p = acts_.dlogits.as<bf16>();
+      }
+    }
+    // GELU output is a temporary: training reuses the (N, n_inner) gradient buffer for it in the
+    // forward and recomputes it from the fc output in the backward.
+    if (!train) acts_.fchg.reset(a, n * F * 2, "activations: gelu");
     if (train) {
       acts_.dres.reset(a, n * C * 4, "gradients: residual");
       acts_.dC.reset(a, n * C * 2, "gradients: (N, C) bf16");
-      acts_.dF.reset(a, n * std::max(F, C) * 2, "gradients: (N, n_inner) bf16");
-      acts_.dqkv.reset(a, n * 3 * C * 2, "gradients: qkv");
       acts_.dvec.reset(a, n * NH * 4, "gradients: attention dvec");
       const size_t sc = std::max(layernorm_backward_scratch((int)C),
                                  bias_grad_scratch((int)std::max(3 * C, std::max(F, C))));
       acts_.scratch.reset(a, sc * 4, "gradient reduction scratch");
-      acts_.dlogits.reset(a, R * Vp * 2, "classifier gradient chunk");
     }
     acts_.N = Nc;
     acts_.train = train;
@@ -644,14 +706,14 @@ class CudaBackend : public Backend {
       la.res_in = res + (size_t)(l & 1) * n * C;
       la.res_out = res + (size_t)((l + 1) & 1) * n * C;
     }
-    la.res_mid = acts_.resm.as<float>() + s * n * C;
-    la.ln1 = acts_.ln1.as<bf16>() + s * n * C;
-    la.qkv = acts_.qkv.as<bf16>() + s * n * 3 * C;
+    la.res_mid = acts_.resm_p + s * n * C;
+    la.ln1 = acts_.ln1_p + s * n * C;
+    la.qkv = acts_.qkv_p + s * n * 3 * C;
     const size_t sa = acts_.natt == 1 ? 0 : (size_t)l;
     la.att = acts_.att.as<bf16>() + sa * n * C;
-    la.ln2 = acts_.ln2.as<bf16>() + s * n * C;
-    la.fch = acts_.fch.as<bf16>() + s * n * F;
-    la.fchg = acts_.train ? acts_.dF.as<bf16>() : acts_.fchg.as<bf16>();
+    la.ln2 = acts_.ln2_p + s * n * C;
+    la.fch = acts_.fch_p + s * n * F;
+    la.fchg = acts_.train ? acts_.dF_p : acts_.fchg.as<bf16>();
     float* st = acts_.stats.as<float>() + s * n * 4;
     la.ln1_mean = st;
     la.ln1_rstd = st + n;
@@ -672,30 +734,63 @@ class CudaBackend : public Backend {
   // fuse (generation only, one row): the qkv matrix-vector product also appends K and V to the
   // cache (fuse->appended tells the attention callback), and the MLP's first one applies GELU,
   // two kernels fewer per layer; fch is then not written (training's backward would need it).
+  // fuse->norm (decode fusions): the qkv and fc GEMVs normalise res_in / res_mid themselves (ln1,
+  // ln2 and their stats are not written) and the two projection GEMVs add their bias, so res_in
+  // must be complete (add_bias nullptr) and res_out is left complete.
   void layer_forward(int l, const LayerActs& la, const LayerW16& w, int N, const void* add_bias,
                      const AttnFn& attn, DecodeFuse* fuse = nullptr) {
     const int C = cfg_.n_embd, F = cfg_.n_inner;
     const bool fused = fuse && N == 1 && la.res_out && gemv_ok(w.qkvw, la.ln1, C) && gemv_ok(w.fcw, la.ln2, C);
-    ln_fwd(la.ln1, la.ln1_mean, la.ln1_rstd, la.res_in, add_bias, P(LN1W, l), P(LN1B, l), N);
+    const bool norm = fuse && fuse->norm;
+    // feed decided norm with decode_norm_ok for every layer; a bias must never be added twice
+    // or not at all, so a mismatch here is a bug, not a fallback.
+    if (norm && (!fused || add_bias || !decode_norm_ok(l, w, la.ln1, la.att, la.ln2, la.fchg)))
+      fail(LCX_ERR_INTERNAL, "layer %d: decode fusions without their one-row products", l);
+    auto with_ln = [&](GemvArgs& g, const float* x, int tw, int tb) {
+      g.ln_x = x; g.ln_w = P(tw, l); g.ln_b = P(tb, l); g.ln_eps = cfg_.layer_norm_eps; g.p_bf16 = bf16_master_;
+    };
+    // out = resid + x W^T, + the bias when norm (else it stays pending for the next LayerNorm)
+    auto residual = [&](float* out, const float* resid, const bf16* x, const bf16* wt, int tbias, int IC) {
+      if (!norm) return mm_->linear_residual(out, resid, x, wt, N, IC, C, stream_);
+      GemvArgs g{};
+      g.out = out; g.resid = resid; g.w = wt; g.x = x; g.IC = IC; g.OC = C;
+      g.res_bias = P(tbias, l); g.p_bf16 = bf16_master_;
+      gemv_bf16(GEMV_RESIDUAL, g, stream_);
+    };
+    if (!norm) ln_fwd(la.ln1, la.ln1_mean, la.ln1_rstd, la.res_in, add_bias, P(LN1W, l), P(LN1B, l), N);
     if (fused) {
       GemvArgs g{};
       g.out = la.qkv; g.w = w.qkvw; g.x = la.ln1; g.bias = w.qkvb; g.IC = C; g.OC = 3 * C;
       g.kcache = fuse->kcache; g.vcache = fuse->vcache; g.C = C; g.len = fuse->len; g.dev_len = fuse->dev_len;
+      if (norm) with_ln(g, la.res_in, LN1W, LN1B);
       gemv_bf16(GEMV_BF16, g, stream_);
       fuse->appended = true;
     } else {
       mm_->linear_bf16(la.qkv, la.ln1, w.qkvw, w.qkvb, N, C, 3 * C, stream_);
     }
     attn(la.qkv, la.att, la.lse);
-    mm_->linear_residual(la.res_mid, la.res_in, la.att, w.attprojw, N, C, C, stream_);
-    ln_fwd(la.ln2, la.ln2_mean, la.ln2_rstd, la.res_mid, P(ATTPROJB, l), P(LN2W, l), P(LN2B, l), N);
+    residual(la.res_mid, la.res_in, la.att, w.attprojw, ATTPROJB, C);
+    if (!norm) ln_fwd(la.ln2, la.ln2_mean, la.ln2_rstd, la.res_mid, P(ATTPROJB, l), P(LN2W, l), P(LN2B, l), N);
     if (fused) {
-      gemv_bf16(GEMV_BF16_GELU, la.fchg, nullptr, w.fcw, la.ln2, w.fcb, C, F, stream_);
+      GemvArgs g{};
+      g.out = la.fchg; g.w = w.fcw; g.x = la.ln2; g.bias = w.fcb; g.IC = C; g.OC = F;
+      if (norm) with_ln(g, la.res_mid, LN2W, LN2B);
+      gemv_bf16(GEMV_BF16_GELU, g, stream_);
     } else {
       mm_->linear_bf16(la.fch, la.ln2, w.fcw, w.fcb, N, C, F, stream_);
       if (la.res_out) gelu_forward(la.fchg, la.fch, (size_t)N * F, stream_);
     }
-    if (la.res_out) mm_->linear_residual(la.res_out, la.res_mid, la.fchg, w.fcprojw, N, F, C, stream_);
+    if (la.res_out) residual(la.res_out, la.res_mid, la.fchg, w.fcprojw, FCPROJB, F);
+  }
+
+  // Whether layer l can run the decode fusions (DecodeFuse::norm) with these activation rows:
+  // all four products one-row GEMVs, the LayerNorm parameters fit for the GEMV prologue.
+  bool decode_norm_ok(int l, const LayerW16& w, const bf16* ln1, const bf16* att, const bf16* ln2,
+                      const bf16* fchg) const {
+    const int C = cfg_.n_embd, F = cfg_.n_inner;
+    return gemv_ok(w.qkvw, ln1, C) && gemv_ok(w.attprojw, att, C) && gemv_ok(w.fcw, ln2, C) &&
+           gemv_ok(w.fcprojw, fchg, F) && gemv_ln_ok(P(LN1W, l), P(LN1B, l), C) &&
+           gemv_ln_ok(P(LN2W, l), P(LN2B, l), C);
   }
 
   AttnArgs self_attn_args(const Batch& b, const bf16* qkv, bf16* att, float* lse) const {
@@ -742,19 +837,24 @@ class CudaBackend : public Backend {
   void classifier(const Batch& b, bool train, float dscale, float* logits_out) {
     const int N = b.B * b.T, C = cfg_.n_embd, V = cfg_.vocab_size, Vp = (int)round8(V);
     const bf16* wte = wte_bf16();
+    if (acts_.shared && !bf16_master_) {
+      // Converted into the arena for this call: the layer temporaries are free now.
+      f32_to_bf16(acts_.wte16_p, (const float*)P(WTE), lay_.count[WTE], stream_);
+      wte = acts_.wte16_p;
+    }
     for (int r0 = 0; r0 < N; r0 += kClassifierChunk) {
       const int R = std::min(kClassifierChunk, N - r0);
       const bf16* x = acts_.lnf.as<bf16>() + (size_t)r0 * C;
-      float* lg = acts_.logits.as<float>();
+      float* lg = acts_.logits_p;
       mm_->gemm(lg, true, nullptr, wte, true, C, x, false, C, V, R, C, Vp, 1.f, 0.f, nullptr, stream_);
-      classifier_forward_backward(lg, train ? acts_.dlogits.as<bf16>() : nullptr, acts_.nll.as<float>() + r0,
+      classifier_forward_backward(lg, train ? acts_.dlogits_p : nullptr, acts_.nll.as<float>() + r0,
                                   has_targets_ ? d_targets_.as<int32_t>() + r0 : nullptr, dscale, R, V,
                                   Vp, stream_);
       if (logits_out)
         LCX_CUDA_CHECK(cudaMemcpy2DAsync(logits_out + (size_t)r0 * V, (size_t)V * 4, lg, (size_t)Vp * 4,
                                          (size_t)V * 4, R, cudaMemcpyDeviceToHost, stream_));
       if (train) {
-        const bf16* dl = acts_.dlogits.as<bf16>();
+        const bf16* dl = acts_.dlogits_p;
         // dlnf (R, C) = dlogits (R, V) wte (V, C);  dwte (V, C) += dlogits^T lnf
         mm_->gemm(acts_.dC.as<bf16>() + (size_t)r0 * C, false, nullptr, wte, false, C, dl, false, Vp,
                   C, R, V, C, 1.f, 0.f, nullptr, stream_);
@@ -779,8 +879,8 @@ class CudaBackend : public Backend {
     const int N = b.B * b.T, C = cfg_.n_embd, F = cfg_.n_inner, L = cfg_.n_layer;
     float* dres = acts_.dres.as<float>();
     bf16* dC = acts_.dC.as<bf16>();
-    bf16* dF = acts_.dF.as<bf16>();
-    bf16* dqkv = acts_.dqkv.as<bf16>();
+    bf16* dF = acts_.dF_p;
+    bf16* dqkv = acts_.dqkv_p;
     float* scratch = acts_.scratch.as<float>();
     LCX_CUDA_CHECK(cudaMemsetAsync(dres, 0, (size_t)N * C * 4, stream_));
     const float* st = acts_.lnf_stats.as<float>();
@@ -789,7 +889,9 @@ class CudaBackend : public Backend {
       LayerActs la = layer_acts(l, N, true);
       const LayerW16 w = layer_w16(l);
       PlanSlot& ps = plans_[layer_plan_[l]];
-      if (acts_.recompute && l != L - 1) {  // the last block's activations are still there
+      // Without recompute every layer's activations are kept; with it, the last block's are
+      // still there after the forward, unless the classifier reused their memory (arena).
+      if (acts_.recompute && (l != L - 1 || acts_.shared)) {
         // res_in already carries its bias (added in the forward); the output is stored.
         LayerActs rc = la;
         rc.res_out = nullptr;
@@ -882,8 +984,13 @@ CudaGen::CudaGen(CudaBackend& be, int max_tokens) : be_(be), cap_(max_tokens) {
   vc_.reset(a, kv, "generation: V cache");
   dec_floats_ = attention_decode_scratch(c.n_head, c.n_embd / c.n_head, cap_);
   dec_.reset(a, dec_floats_ * sizeof(float), "generation: decode attention partials");
+  // Zero once: the split kernel's per-head arrival counters (the scratch's end) start at 0, and
+  // every merge leaves them at 0.
+  LCX_CUDA_CHECK(cudaMemsetAsync(dec_.get(), 0, dec_floats_ * sizeof(float), be.stream_));
   const char* g = std::getenv("LCX_CUDA_DECODE_GRAPH");
   graph_enabled_ = !(g && g[0] == '0');
+  const char* df = std::getenv("LCX_CUDA_DECODE_FUSE");
+  decode_fuse_ = !(df && df[0] == '0');
   const char* pdl = std::getenv("LCX_CUDA_PDL");
   int dev = 0, major = 0;
   LCX_CUDA_CHECK(cudaGetDevice(&dev));
@@ -905,6 +1012,10 @@ void CudaGen::feed(const int32_t* tokens, int n, float* logits) {
   cudaStream_t s = be.stream_;
   const bf16* W = be.bf16_master_ ? be.p16_.as<bf16>() : w16_.as<bf16>();
   auto w16_of = [&](int t, int l) { return W + be.lay_.offset[t] + (size_t)l * be.per_layer(t); };
+  auto layer_w = [&](int l) {
+    return LayerW16{w16_of(QKVW, l), w16_of(QKVB, l), w16_of(ATTPROJW, l), w16_of(FCW, l),
+                    w16_of(FCB, l), w16_of(FCPROJW, l)};
+  };
   for (int done = 0; done < n;) {
     const int m = std::min(kGenPiece, n - done);
     const size_t mm = (size_t)std::min(kGenPiece, std::max(m, 1));
@@ -946,6 +1057,13 @@ void CudaGen::feed(const int32_t* tokens, int n, float* logits) {
       be.upload(tok_, tokens + done, m, "generation: tokens");
       be.upload(pos_, pos.data(), m, "generation: positions");
     }
+    // Decode fusions (DecodeFuse::norm), decided once for the whole piece: with them no layer
+    // leaves a bias pending, so whether the next layer and the final LayerNorm add one must not
+    // change from layer to layer. The pointers checked are those of the captured graph's key.
+    bool norm = decode && decode_fuse_;
+    for (int l = 0; norm && l < L; l++)
+      norm = be.decode_norm_ok(l, layer_w(l), ln1_.as<bf16>(), att_.as<bf16>(), ln2_.as<bf16>(),
+                               fchg_.as<bf16>());
     float* res = res_.as<float>();
     // Everything on the stream for this piece (captured into the graph when use_graph).
     auto enqueue = [&]() {
@@ -966,13 +1084,15 @@ void CudaGen::feed(const int32_t* tokens, int n, float* logits) {
         float* st = stats_.as<float>();
         la.ln1_mean = st; la.ln1_rstd = st + mm; la.ln2_mean = st + 2 * mm; la.ln2_rstd = st + 3 * mm;
         la.lse = lse_.as<float>();
-        const LayerW16 w{w16_of(QKVW, l), w16_of(QKVB, l), w16_of(ATTPROJW, l), w16_of(FCW, l),
-                         w16_of(FCB, l), w16_of(FCPROJW, l)};
+        const LayerW16 w = layer_w(l);
         PlanSlot& ps = plans_[layer_slot[l]];
         bf16* kc = kc_.as<bf16>() + (size_t)l * cap_ * C;
         bf16* vc = vc_.as<bf16>() + (size_t)l * cap_ * C;
         DecodeFuse fuse{kc, vc, len_, dlen};
-        be.layer_forward(l, la, w, m, l > 0 ? be.P(FCPROJB, l - 1) : nullptr,
+        fuse.norm = norm;
+        // Layer 0 starts from the embedding; later ones get the previous MLP bias unless the
+        // projection GEMV added it (norm).
+        be.layer_forward(l, la, w, m, l > 0 && !norm ? be.P(FCPROJB, l - 1) : nullptr,
                          [&](const bf16* qkv, bf16* att, float* lse) {
                            // Append this piece's keys and values (unless the qkv product did),
                            // then attend over the cache.
@@ -985,9 +1105,9 @@ void CudaGen::feed(const int32_t* tokens, int n, float* logits) {
                            aa.lse = lse;
                            if (use_graph) {
                              aa.Tk = cap_;  // grid sized for the whole cache, position on the device
-                             attention_decode(aa, ps.pat, dec_.as<float>(), dec_floats_, s, dlen);
+                             attention_decode(aa, ps.pat, dec_.as<float>(), dec_floats_, s, dlen, decode_fuse_);
                            } else if (decode) {
-                             attention_decode(aa, ps.pat, dec_.as<float>(), dec_floats_, s);
+                             attention_decode(aa, ps.pat, dec_.as<float>(), dec_floats_, s, nullptr, decode_fuse_);
                            } else {
                              attention_forward(aa, ps.pat, ps.plan, s);
                            }
@@ -997,7 +1117,9 @@ void CudaGen::feed(const int32_t* tokens, int n, float* logits) {
       if (use_graph || (done + m == n && logits)) {
         // Only the last token's logits: LayerNorm and the classifier on one row.
         float* last = res + (size_t)(L & 1) * mm * C + (size_t)(m - 1) * C;
-        be.ln_fwd(lnf_.as<bf16>(), nullptr, nullptr, last, be.P(FCPROJB, L - 1), be.P(LNFW), be.P(LNFB), 1);
+        // The last block's MLP bias is still pending unless its projection GEMV added it (norm).
+        be.ln_fwd(lnf_.as<bf16>(), nullptr, nullptr, last, norm ? nullptr : be.P(FCPROJB, L - 1), be.P(LNFW),
+                  be.P(LNFB), 1);
         const bf16* wte = W + be.lay_.offset[WTE];
         be.mm_->linear_f32(logits_.as<float>(), lnf_.as<bf16>(), wte, 1, C, V, s);
       }

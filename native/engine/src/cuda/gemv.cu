@@ -8,9 +8,18 @@
 //
 // In the decode graph the kernels are launched with PDL (common.cuh): the first kPrefetch
 // 16-byte pieces of each lane's weights are loaded before pdl_wait(), while the kernel before
-// (a LayerNorm, the attention merge) still runs, so the weight stream does not stop between
-// kernels. Two epilogues save a kernel each per layer: GELU after the MLP's first matmul, and
+// (a LayerNorm, the attention, another GEMV) still runs, so the weight stream does not stop
+// between kernels. Two epilogues save a kernel each per layer: GELU after the MLP's first matmul, and
 // the K/V append after the qkv matmul.
+//
+// Decode fusions (GemvArgs::ln_x, res_bias): the qkv and fc products normalise the fp32 residual
+// row themselves, so the decode graph runs no LayerNorm kernel (49 per token, ~5 us each). Every
+// CTA reads the row (<= 16 KB, from L2), reduces it exactly as ln_fwd_row_kernel does (same
+// 256-thread mapping and block sums, so the same bf16 x bit for bit) and keeps x in shared
+// memory. The LayerNorm parameters are copied to shared memory with cp.async before pdl_wait
+// (no registers held next to the 32 of prefetched weights, nothing to wait for before the
+// residual row is read). The output projections add their bias in the epilogue (resid + W x,
+// then + bias: the unfused path's order, so the residual is bit-identical), so no bias is pending.
 #include <cuda_bf16.h>
 
 #include "common.cuh"
@@ -21,11 +30,65 @@ namespace lcx::cuda {
 namespace {
 
 constexpr int kGemvWarps = 8;
+constexpr int kGemvThreads = kGemvWarps * 32;
 constexpr int kPrefetch = 8;  // 16-byte pieces per lane: a whole 2048-wide row, 32 registers
+constexpr int kLnMax = 16;    // LayerNorm prologue: columns per thread (C <= 4096), as layernorm.cu
 constexpr float kS2Pi = 0.7978845608028654f;  // sqrt(2 / pi), GPT-2's gelu_new (gelu.cu)
 
-template <int MODE>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(const GemvArgs a) {
+// LayerNorm prologue: none, or the dtype of its parameters (and of res_bias)
+enum { LN_NONE = 0, LN_F32 = 1, LN_BF16 = 2 };
+
+__device__ __forceinline__ float param_at(const void* p, bool is_bf16, int i) {
+  return is_bf16 ? __bfloat162float(static_cast<const bf16*>(p)[i]) : static_cast<const float*>(p)[i];
+}
+
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(
+                   (uint32_t)__cvta_generic_to_shared(dst)),
+               "l"(src));
+}
+
+// x = LayerNorm(ln_x) * w + b into xs (bf16), the arithmetic of ln_fwd_row_kernel (layernorm.cu)
+// with the same thread -> column map, so the bits match the unfused path. sw, sb: the parameters
+// in shared memory, their cp.async copies still in flight.
+template <int LN>
+__device__ __forceinline__ void ln_prologue(const GemvArgs& a, const void* sw, const void* sb,
+                                            bf16* xs, float* red) {
+  const int C = a.IC;
+  float v[kLnMax];
+#pragma unroll
+  for (int i = 0; i < kLnMax; i++) {
+    const int c = threadIdx.x + i * kGemvThreads;
+    v[i] = c < C ? a.ln_x[c] : 0.f;  // the previous kernel's output: plain loads, after the wait
+  }
+  float sum = 0.f;
+#pragma unroll
+  for (int i = 0; i < kLnMax; i++) sum += v[i];
+  asm volatile("cp.async.wait_all;\n" ::: "memory");  // the barriers below publish them
+  const float m = block_sum(sum, red) / C;
+  float var = 0.f;
+#pragma unroll
+  for (int i = 0; i < kLnMax; i++) {
+    const int c = threadIdx.x + i * kGemvThreads;
+    if (c < C) var += (v[i] - m) * (v[i] - m);
+  }
+  const float rs = rsqrtf(block_sum(var, red) / C + a.ln_eps);
+#pragma unroll
+  for (int i = 0; i < kLnMax; i++) {
+    const int c = threadIdx.x + i * kGemvThreads;
+    if (c < C)
+      xs[c] = __float2bfloat16_rn((v[i] - m) * rs * param_at(sw, LN == LN_BF16, c) +
+                                  param_at(sb, LN == LN_BF16, c));
+  }
+  __syncthreads();  // every warp reads all of x
+}
+
+// LN instances are held to 80 registers (3 CTAs per SM): left alone, ptxas picked 80 on sm_90
+// and spilled 4 bytes in the fp32-parameter ones; at 64 (4 CTAs) all of them spill. (0: no
+// minimum, the plain instances compile as before.)
+template <int MODE, int LN>
+__global__ void __launch_bounds__(kGemvThreads, LN != LN_NONE ? 3 : 0) gemv_kernel(const GemvArgs a) {
+  extern __shared__ __align__(16) unsigned char gemv_smem[];  // LN: w, b (param dtype), x (bf16)
   pdl_release();
   const int row = blockIdx.x * kGemvWarps + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   const bool live = row < a.OC;
@@ -35,21 +98,44 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(const GemvArgs a)
 #pragma unroll
   for (int i = 0; i < kPrefetch; i++)
     if (live && lane + 32 * i < n) pre[i] = __ldg(wr + lane + 32 * i);
+  // Shared memory of the LayerNorm: w, b (IC each, 16-byte pieces since IC % 8 == 0), x.
+  const int pbytes = a.IC * (LN == LN_BF16 ? 2 : 4);
+  unsigned char* sw = gemv_smem;
+  unsigned char* sb = gemv_smem + pbytes;
+  bf16* xs = reinterpret_cast<bf16*>(gemv_smem + 2 * pbytes);
+  if constexpr (LN != LN_NONE) {
+    // No decode-graph kernel writes the LayerNorm parameters either.
+    const int np = pbytes / 16;
+    for (int i = threadIdx.x; i < 2 * np; i += kGemvThreads) {
+      const bool isw = i < np;
+      const int j = isw ? i : i - np;
+      const unsigned char* src = static_cast<const unsigned char*>(isw ? a.ln_w : a.ln_b);
+      cp_async_16((isw ? sw : sb) + 16 * j, src + 16 * j);
+    }
+  }
   pdl_wait();
+  const uint4* xr;
+  if constexpr (LN != LN_NONE) {
+    __shared__ float red[32];
+    ln_prologue<LN>(a, sw, sb, xs, red);  // all warps, dead rows too: it has barriers
+    xr = reinterpret_cast<const uint4*>(xs);
+  } else {
+    xr = reinterpret_cast<const uint4*>(a.x);
+  }
   if (!live) return;
-  const uint4* xr = reinterpret_cast<const uint4*>(a.x);
   float acc = 0.f;
+  // bf16 pairs unpacked from 32-bit words by shifts (exact, the same values as
+  // __bfloat1622float2): split into 16-bit halves right at the load, the prefetched weights took
+  // 64 registers instead of 32 on sm_90 across the LayerNorm prologue.
   auto fma8 = [&](const uint4& wv, const uint4& xv) {
-    const __nv_bfloat162* wp = reinterpret_cast<const __nv_bfloat162*>(&wv);
-    const __nv_bfloat162* xp = reinterpret_cast<const __nv_bfloat162*>(&xv);
+    const uint32_t wp[4] = {wv.x, wv.y, wv.z, wv.w}, xp[4] = {xv.x, xv.y, xv.z, xv.w};
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-      const float2 p = __bfloat1622float2(wp[i]), q = __bfloat1622float2(xp[i]);
-      acc = fmaf(p.x, q.x, acc);
-      acc = fmaf(p.y, q.y, acc);
+      acc = fmaf(__uint_as_float(wp[i] << 16), __uint_as_float(xp[i] << 16), acc);
+      acc = fmaf(__uint_as_float(wp[i] & 0xffff0000u), __uint_as_float(xp[i] & 0xffff0000u), acc);
     }
   };
-  // x is the previous kernel's output: plain loads (not the read-only path), after the wait
+  // x is the previous kernel's output (or this CTA's LayerNorm): plain loads, after the wait
 #pragma unroll
   for (int i = 0; i < kPrefetch; i++)
     if (lane + 32 * i < n) {
@@ -78,7 +164,10 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(const GemvArgs a)
       cache[pos * a.C + row % a.C] = y;
     }
   } else if constexpr (MODE == GEMV_RESIDUAL) {
-    static_cast<float*>(a.out)[row] = a.resid[row] + acc;
+    float y = a.resid[row] + acc;
+    // the bias after the sum: the unfused path stores resid + W x, and LayerNorm adds the bias
+    if (a.res_bias) y += param_at(a.res_bias, a.p_bf16, row);
+    static_cast<float*>(a.out)[row] = y;
   } else {
     static_cast<float*>(a.out)[row] = acc;
   }
@@ -92,13 +181,31 @@ bool gemv_ok(const void* w, const void* x, int IC) {
          (reinterpret_cast<uintptr_t>(x) & 15) == 0;
 }
 
+bool gemv_ln_ok(const void* ln_w, const void* ln_b, int IC) {
+  // 16-byte pieces of the parameters (cp.async) and at most kLnMax columns per thread.
+  return IC % 8 == 0 && IC <= kGemvThreads * kLnMax &&
+         (reinterpret_cast<uintptr_t>(ln_w) & 15) == 0 && (reinterpret_cast<uintptr_t>(ln_b) & 15) == 0;
+}
+
 void gemv_bf16(int mode, const GemvArgs& a, cudaStream_t s) {
-  const dim3 grid(ceil_div(a.OC, kGemvWarps)), block(kGemvWarps * 32);
+  const dim3 grid(ceil_div(a.OC, kGemvWarps)), block(kGemvThreads);
+  if (a.ln_x) {
+    if (!gemv_ln_ok(a.ln_w, a.ln_b, a.IC) || (mode != GEMV_BF16 && mode != GEMV_BF16_GELU))
+      fail(LCX_ERR_INTERNAL, "gemv: no LayerNorm prologue for mode %d, IC %d", mode, a.IC);
+    const size_t smem = (size_t)a.IC * ((a.p_bf16 ? 2 : 4) * 2 + 2);  // <= 40 KB
+    if (mode == GEMV_BF16)
+      launch_k(a.p_bf16 ? gemv_kernel<GEMV_BF16, LN_BF16> : gemv_kernel<GEMV_BF16, LN_F32>, grid,
+               block, smem, s, a);
+    else
+      launch_k(a.p_bf16 ? gemv_kernel<GEMV_BF16_GELU, LN_BF16> : gemv_kernel<GEMV_BF16_GELU, LN_F32>,
+               grid, block, smem, s, a);
+    return;
+  }
   switch (mode) {
-    case GEMV_BF16: launch_k(gemv_kernel<GEMV_BF16>, grid, block, 0, s, a); break;
-    case GEMV_RESIDUAL: launch_k(gemv_kernel<GEMV_RESIDUAL>, grid, block, 0, s, a); break;
-    case GEMV_F32: launch_k(gemv_kernel<GEMV_F32>, grid, block, 0, s, a); break;
-    case GEMV_BF16_GELU: launch_k(gemv_kernel<GEMV_BF16_GELU>, grid, block, 0, s, a); break;
+    case GEMV_BF16: launch_k(gemv_kernel<GEMV_BF16, LN_NONE>, grid, block, 0, s, a); break;
+    case GEMV_RESIDUAL: launch_k(gemv_kernel<GEMV_RESIDUAL, LN_NONE>, grid, block, 0, s, a); break;
+    case GEMV_F32: launch_k(gemv_kernel<GEMV_F32, LN_NONE>, grid, block, 0, s, a); break;
+    case GEMV_BF16_GELU: launch_k(gemv_kernel<GEMV_BF16_GELU, LN_NONE>, grid, block, 0, s, a); break;
     default: fail(LCX_ERR_INTERNAL, "gemv: unknown mode %d", mode);
   }
 }

@@ -60,7 +60,7 @@ void classifier_forward_backward(const float* logits, bf16* dlogits, float* nll,
 // Needs gemv_ok (IC % 8 == 0, W and x 16-byte aligned).
 enum GemvMode {
   GEMV_BF16 = 0,       // bf16 out (+ bias, may be nullptr); with kcache: K/V rows also appended
-  GEMV_RESIDUAL = 1,   // fp32 out = resid + W x
+  GEMV_RESIDUAL = 1,   // fp32 out = resid + W x (+ res_bias)
   GEMV_F32 = 2,        // fp32 out = W x
   GEMV_BF16_GELU = 3,  // bf16 out = gelu(W x + bias)
 };
@@ -77,8 +77,19 @@ struct GemvArgs {
   bf16* vcache;
   int C, len;
   const int* dev_len;
+  // Decode fusions (generation, one row). ln_x != nullptr (GEMV_BF16, GEMV_BF16_GELU; needs
+  // gemv_ln_ok): x is not read; every CTA computes x = LayerNorm(ln_x) * ln_w + ln_b from the
+  // fp32 residual row, rounded to bf16 exactly as layernorm_forward would. res_bias
+  // (GEMV_RESIDUAL, may be nullptr): the output projection's bias, added after the residual sum.
+  // ln_w, ln_b, res_bias are fp32, or bf16 when p_bf16 (the backend's master dtype).
+  const float* ln_x;
+  const void *ln_w, *ln_b, *res_bias;
+  float ln_eps;
+  bool p_bf16;
 };
 bool gemv_ok(const void* w, const void* x, int IC);
+// The LayerNorm prologue: IC % 8 == 0, IC <= 4096, ln_w and ln_b 16-byte aligned.
+bool gemv_ln_ok(const void* ln_w, const void* ln_b, int IC);
 void gemv_bf16(int mode, const GemvArgs& a, cudaStream_t s);
 void gemv_bf16(int mode, void* out, const float* resid, const bf16* w, const bf16* x,
                const bf16* bias, int IC, int OC, cudaStream_t s);
