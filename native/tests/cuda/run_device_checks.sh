@@ -17,7 +17,8 @@
 # Carry .devcarry (torch_anchor.py, a copy of ../shared/bench) for the PyTorch anchor and
 # .bench-carry (`bash ../shared/bench/llamacpp_anchor.sh prepare`) for llama.cpp.
 # The report (native/bench/gpu_report.py) is printed from whatever logs $OUT holds and saved
-# there as report.md, scaling.svg and loss.svg.
+# there as report.md, scaling.svg and loss.svg; every log goes into $OUT/logs.tgz (LCX_PACK_OUT=0 keeps
+# them loose), since the device tool returns only a few files.
 set -u
 MODE=${1:-all}
 [ $# -gt 0 ] && shift
@@ -185,3 +186,9 @@ if [ $((train + attention + decode)) -gt 0 ]; then
 fi
 echo "================ summary (${SECONDS} s)"
 printf '%s\n' "${summary[@]}"
+# The device hands back only a few files: the report and the plots loose, everything in one archive.
+if [ -n "${LCX_PACK_OUT:-1}" ] && [ "${LCX_PACK_OUT:-1}" != 0 ]; then
+  tar czf /tmp/lcx_device_logs.tgz -C "$OUT" . 2>/dev/null
+  find "$OUT" -maxdepth 1 -type f ! -name report.md ! -name scaling.svg ! -name loss.svg -delete
+  mv /tmp/lcx_device_logs.tgz "$OUT/logs.tgz"
+fi
