@@ -211,7 +211,9 @@ def line_chart(x0, y0, w, h, title, xlabel, ylabel, series, xticks, xlog=False, 
     for y in yticks:
         yy = sy(y)
         o.append(f'<line x1="{x0 + left}" y1="{yy:.1f}" x2="{x0 + left + pw}" y2="{yy:.1f}" stroke="#ddd"/>')
-        label = f"{y:,.0f}" if ystep >= 1 else f"{y:.1f}"
+        # As many decimals as the step has: a 2.5 step labelled "2", "5", "8" misplaced values.
+        decimals = 0 if abs(ystep - round(ystep)) < 1e-9 else len(f"{ystep:g}".split(".")[-1])
+        label = f"{y:,.{decimals}f}"
         o.append(f'<text x="{x0 + left - 6}" y="{yy + 4:.1f}" text-anchor="end" font-size="11">{label}</text>')
     for x, label in xticks:
         xx = sx(x)

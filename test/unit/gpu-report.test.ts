@@ -52,6 +52,23 @@ describe.skipIf(!python)('gpu_report.py', () => {
     expect(text).toMatch(/12 of 14 judged targets pass; 3 without a mark/)
   })
 
+  it('judges run 8 as measured on the H100 (two calls, every anchor in its call)', () => {
+    const { text } = report('run8')
+    expect(row(text, 'decode at depth 0')).toMatch(/620\.5.*531\.5.*1\.17x.*PASS/)
+    expect(row(text, 'standard mode peak at 8192')).toMatch(/22\.94 GiB.*25\.54 GiB.*0\.90x.*PASS/)
+    // at 2048 the fp32 state alone is over 0.9x the anchor: the row says so
+    expect(row(text, 'standard mode peak at 2048')).toMatch(/AdamW alone 19\.61 GiB = 0\.95x.*FAIL/)
+    expect(row(text, 'training tokens/s at 2048')).toMatch(/41,168 \(batch 6.*1\.82x.*FAIL/)
+    expect(text).toMatch(/8 of 17 judged targets pass; 0 without a mark/)
+  })
+
+  it('labels y ticks with the decimals of their step (a 2.5 step once read 0, 2, 5, 8, 10, 12)', () => {
+    const { out } = report('run8')
+    const svg = readFileSync(join(out, 'loss.svg'), 'utf8')
+    const labels = [...svg.matchAll(/text-anchor="end" font-size="11">([^<]+)</g)].map((m) => m[1])
+    expect(labels).toEqual(['0.0', '2.5', '5.0', '7.5', '10.0', '12.5'])
+  })
+
   it('takes a larger batch for the throughput target when it fits the anchor\'s memory, batch 1 for the scaling table', () => {
     const { text } = report('run7-dense')
     expect(row(text, 'training tokens/s at 2048')).toMatch(/37,128 \(batch 4, 23\.09 GiB <= anchor's 25\.3\).*1\.64x.*FAIL/)
