@@ -2,7 +2,7 @@
 // Builds them with CMake into native/build/ctest (two jobs: the dev machines share two cores);
 // the build step is skipped when nothing under native/ changed since the last good build.
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 
@@ -79,4 +79,27 @@ describe('native C++ tests', () => {
       expect(code, `${name} exited with ${code}:\n${output.slice(-12000)}`).toBe(0)
     }, 600_000)
   }
+
+  // The GPU benchmark's own flow on a tiny model (the CPU backend here): its JSON rows, and the
+  // allocator mix's peak measured before the larger batches run (run 8's mix read the batch-6
+  // buffers: 24.26 GiB instead of the mix's own).
+  it('gpu_train_bench --smoke: batch rows at the first length, and a mix peak of its own', async () => {
+    expect(buildError, buildError ?? '').toBeNull()
+    const exe = join(buildDir, 'gpu_train_bench')
+    expect(existsSync(exe), `${exe} was not built`).toBe(true)
+    const json = join(buildDir, 'smoke-bench.json')
+    const r = spawnSync(exe, ['--smoke', '--parts', 'dense', '--json', json], { encoding: 'utf8' })
+    expect(r.status, `${r.stdout}${r.stderr}`).toBe(0)
+    const out = JSON.parse(readFileSync(json, 'utf8')) as {
+      dense: { T: number; batch: number; tok_s: number; peak_mapped_gib: number }[]
+      mix: { lengths: number[]; expandable: [number, number] }
+    }
+    const first = out.dense.filter((d) => d.T === out.mix.lengths[0])
+    expect(first.map((d) => d.batch)).toEqual([1, 4, 6])
+    expect(first.every((d) => d.tok_s > 0)).toBe(true)
+    const batch6 = first.find((d) => d.batch === 6)!.peak_mapped_gib
+    const batch1Max = Math.max(...out.dense.filter((d) => d.batch === 1 && out.mix.lengths.includes(d.T)).map((d) => d.peak_mapped_gib))
+    expect(batch6).toBeGreaterThan(batch1Max) // else the check below could not tell
+    expect(out.mix.expandable[0]).toBeLessThanOrEqual(batch1Max + 0.002)
+  }, 600_000)
 })
