@@ -3,7 +3,7 @@
 # step and decoded tokens with Nsight Compute, one kernel at a time (`--clock-control none`, the
 # card's own clocks; `--cache-control none`, warm caches as in a real run), and prints per-part
 # tables (native/bench/ncu_summary.py). Then the dense training bench (with batch 4 at 2048).
-#   bash native/tests/cuda/profile_step.sh [checks|attention|decodebench|decodeab|train|decode|bench ...]
+#   bash native/tests/cuda/profile_step.sh [checks|attention|attention2|ncuattn|decodebench|decodeab|train|decode|bench ...]
 #   (default: train decode bench)
 set -u
 OUT=${OUT:-/tmp/lcx_profile_out}
@@ -79,6 +79,14 @@ for w in $what; do
       echo "### ncu attention rc=$?"
       "$NCU" --import "$OUT/attn.ncu-rep" --page details > "$OUT/attn_details.txt" 2>&1
       grep -E "attn_|Duration|Compute \(SM\) Throughput|Memory Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Executed Ipc A|Issue Slots Busy|Bank Conflicts|L1/TEX Hit|Block Limit" "$OUT/attn_details.txt" | head -60
+      ;;
+    attention2)
+      # the same checks and timing table with the two-stage forward everywhere (run 8's choice;
+      # since run 9 D = 128 on sm_90 takes one stage and three CTAs per SM)
+      LCX_ATTN_FWD_STAGES=2 timeout 150 $B/test_cuda_attention > "$OUT/att2.log" 2>&1
+      echo "### test_cuda_attention LCX_ATTN_FWD_STAGES=2 rc=$?"
+      grep -E "FAIL|passed, .* failed" "$OUT/att2.log" | head
+      sed -n '/attention timing/,$p' "$OUT/att2.log" | grep -v "^--"
       ;;
     decodeab)
       LCX_CUDA_DECODE_FUSE=0 timeout 120 $B/gpu_decode_bench > "$OUT/decode_nofuse.log" 2>&1

@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <type_traits>
 
 #include "attention.hpp"
@@ -354,18 +355,20 @@ __device__ __forceinline__ void prod_dkv(float (&dv)[NT][4], float (&dk)[NT][4],
 // P V) as one branch-free block, so the scheduler can overlap V's ldmatrix with the softmax
 // (run 3's kernel branched between softmax and P V, and on `masked` at every one of the 32
 // elements: 1.9x slower, NOTES.md run 6). The branch-free block keeps more loads in flight: on sm_90 bound it to the
-// CTAs per SM that shared memory allows there (4 at D <= 64, 3 at D = 96, 2 stages), i.e. to
-// 128 / 168 registers, where it would otherwise lose a CTA. Other GPUs fit fewer CTAs; at
-// D = 32 the bound only stops ptxas from choosing 96 registers and spilling (sm_80 / sm_89).
-constexpr int fwd_min_ctas(int D) {
+// CTAs per SM that shared memory allows there (4 at D <= 64, 3 at D = 96, 2 stages; 3 at
+// D = 128 with one stage, which fwd_d picks there), i.e. to 128 / 168 registers, where it would
+// otherwise lose a CTA (D = 128, one stage: 4 bytes spill, measured faster anyway). Other GPUs
+// fit fewer CTAs; at D = 32 the bound only stops ptxas from choosing 96 registers and spilling
+// (sm_80 / sm_89).
+constexpr int fwd_min_ctas(int D, int STAGES) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  return D <= 64 ? 4 : D == 96 ? 3 : 0;
+  return D <= 64 ? 4 : D == 96 ? 3 : STAGES == 1 ? 3 : 0;
 #else
   return D == 32 ? 4 : 0;
 #endif
 }
 template <int D, int STAGES>
-__global__ void __launch_bounds__(NTHREADS, fwd_min_ctas(D)) attn_fwd_kernel(const KParams p) {
+__global__ void __launch_bounds__(NTHREADS, fwd_min_ctas(D, STAGES)) attn_fwd_kernel(const KParams p) {
   constexpr int P = D + 8, KT = D / 16, NT = D / 8;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* sQ = reinterpret_cast<bf16*>(smem);
@@ -770,6 +773,16 @@ int max_smem_optin() {
   return v;
 }
 
+int cc_major() {
+  static int v = -1;
+  if (v < 0) {
+    int dev = 0;
+    LCX_CUDA_CHECK(cudaGetDevice(&dev));
+    LCX_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, dev));
+  }
+  return v;
+}
+
 template <class K>
 void launch(K kernel, dim3 grid, size_t smem, const KParams& p, cudaStream_t stream) {
   // Raising the dynamic shared memory limit is per kernel and cheap; doing it every launch
@@ -805,7 +818,17 @@ void fwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
   KParams p = p0;
   set_fwd_lists(p, plan);
   const dim3 grid(plan.nqt, p.a.NH, p.a.B);
-  if ((int)fwd_smem(D, 2) <= max_smem_optin())
+  // At D = 128 on sm_90 one stage: its instance is held to 168 registers (fwd_min_ctas), so
+  // three CTAs fit per SM instead of two, and 12 warps hide more latency than the next tile's
+  // prefetch did (run 9: 1.432 -> 1.241 ms at T = 8192; ncu had shown 2 CTAs of 4 warps per
+  // SM, latency-bound). Elsewhere two stages when shared memory allows. LCX_ATTN_FWD_STAGES=1|2
+  // overrides (read once).
+  static const int forced = [] {
+    const char* v = std::getenv("LCX_ATTN_FWD_STAGES");
+    return v && (v[0] == '1' || v[0] == '2') ? v[0] - '0' : 0;
+  }();
+  const bool one_stage = forced ? forced == 1 : D == 128 && cc_major() == 9;
+  if (!one_stage && (int)fwd_smem(D, 2) <= max_smem_optin())
     launch(attn_fwd_kernel<D, 2>, grid, fwd_smem(D, 2), p, s);
   else
     launch(attn_fwd_kernel<D, 1>, grid, fwd_smem(D, 1), p, s);
