@@ -53,6 +53,38 @@ __device__ __forceinline__ float block_max(float v, float* shared) {
   return warp_max(v);
 }
 
+// GPT-2's gelu_new (tanh approximation), shared by the GELU kernels and the GEMV epilogue.
+__device__ __forceinline__ float gelu_tanh(float x) {
+  constexpr float kS2Pi = 0.7978845608028654f;  // sqrt(2 / pi)
+  return 0.5f * x * (1.f + tanhf(kS2Pi * (x + 0.044715f * x * x * x)));
+}
+
+// Mean and 1/sqrt(var + eps) of one row held by a block, K values per thread at columns
+// threadIdx.x + i * blockDim.x (zeros past C): two passes (mean, then squared deviations), as
+// the one-row LayerNorm and the GEMV's LayerNorm prologue both need, bit for bit alike.
+template <int K>
+__device__ __forceinline__ void row_mean_rstd(const float (&v)[K], int C, float eps, float* red,
+                                              float* mean, float* rstd) {
+  float sum = 0.f;
+#pragma unroll
+  for (int i = 0; i < K; i++) sum += v[i];
+  const float m = block_sum(sum, red) / C;
+  float var = 0.f;
+#pragma unroll
+  for (int i = 0; i < K; i++)
+    if ((int)threadIdx.x + i * (int)blockDim.x < C) var += (v[i] - m) * (v[i] - m);
+  *mean = m;
+  *rstd = rsqrtf(block_sum(var, red) / C + eps);
+}
+
+// 16-byte asynchronous copy global -> shared; src_bytes < 16 zero-fills the rest (0: all zeros,
+// the source is not read).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes = 16) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(
+                   (uint32_t)__cvta_generic_to_shared(dst)),
+               "l"(src), "r"(src_bytes));
+}
+
 // ---- programmatic dependent launch (PDL) ----
 // A kernel launched with PDL (launch_k inside a PdlScope) may become resident while the kernel
 // before it still runs: it can prefetch what no earlier kernel writes (weights, old K/V rows),

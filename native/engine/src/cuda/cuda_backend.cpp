@@ -429,9 +429,15 @@ class CudaBackend : public Backend {
     return {ptr[0], ptr[1], ptr[2], ptr[3], ptr[4], ptr[5]};
   }
 
+  // wte as the classifier's bf16 operand. With the shared arena it is converted into the arena
+  // on every call (the layer temporaries are free while the classifier runs; training makes the
+  // copy stale every step anyway); otherwise a persistent copy, converted when stale.
   const bf16* wte_bf16() {
     if (bf16_master_) return (const bf16*)P(WTE);
-    if (acts_.shared) return nullptr;  // classifier() converts into the arena instead
+    if (acts_.shared) {
+      f32_to_bf16(acts_.wte16_p, (const float*)P(WTE), lay_.count[WTE], stream_);
+      return acts_.wte16_p;
+    }
     if (wte_dirty_ || !wte16_) {
       wte16_.grow(*alloc_, lay_.count[WTE] * sizeof(bf16), "wte (bf16 copy)");
       f32_to_bf16(wte16_.as<bf16>(), (const float*)P(WTE), lay_.count[WTE], stream_);
@@ -574,23 +580,22 @@ class CudaBackend : public Backend {
     int N = 0;
     bool train = false, recompute = false;
     int nres = 0, nlay = 0, natt = 0;
-    DBuf res, ln1, qkv, att, resm, ln2, fch, fchg, stats, lse, lnf, lnf_stats;
-    DBuf dres, dC, dF, dqkv, dvec, scratch, logits, dlogits, nll;
-    // Training with recompute: one layer's temporaries and the classifier's buffers (logits,
-    // their gradient, the bf16 wte) are never live at the same time, so they share one arena.
+    DBuf res, att, fchg, stats, lse, lnf, lnf_stats, dres, dC, dvec, scratch, nll;
+    // The kept layers' temporaries, the qkv / n_inner gradient buffers and the classifier's
+    // buffers, carved from one allocation. Training with recompute keeps one layer, recomputed
+    // right before its backward, so these are never live at the same time as the classifier's
+    // (logits, their gradient, the bf16 wte): then both sets start at offset 0 (shared).
     DBuf arena;
-    bool shared = false;  // the arena is in use (the classifier overwrites the layer temporaries)
-    // Where each buffer is (its own DBuf, or a piece of the arena).
+    bool shared = false;
     float *resm_p = nullptr, *logits_p = nullptr;
     bf16 *ln1_p = nullptr, *qkv_p = nullptr, *ln2_p = nullptr, *fch_p = nullptr, *dF_p = nullptr,
          *dqkv_p = nullptr, *dlogits_p = nullptr, *wte16_p = nullptr;
   } acts_;
 
   void acts_release() {
-    for (DBuf* b : {&acts_.res, &acts_.ln1, &acts_.qkv, &acts_.att, &acts_.resm, &acts_.ln2,
-                    &acts_.fch, &acts_.fchg, &acts_.stats, &acts_.lse, &acts_.lnf, &acts_.lnf_stats,
-                    &acts_.dres, &acts_.dC, &acts_.dF, &acts_.dqkv, &acts_.dvec, &acts_.scratch,
-                    &acts_.logits, &acts_.dlogits, &acts_.nll, &acts_.arena})
+    for (DBuf* b : {&acts_.res, &acts_.att, &acts_.fchg, &acts_.stats, &acts_.lse, &acts_.lnf,
+                    &acts_.lnf_stats, &acts_.dres, &acts_.dC, &acts_.dvec, &acts_.scratch, &acts_.nll,
+                    &acts_.arena})
       b->release();
     acts_.N = 0;
     acts_.shared = false;
@@ -626,55 +631,35 @@ class CudaBackend : public Backend {
     // Sizes of the per-layer temporaries (nlay slots) and of the classifier's buffers.
     auto al = [](size_t b) { return (b + 255) / 256 * 256; };
     const size_t b_ln1 = al(nlay * n * C * 2), b_qkv = al(nlay * n * 3 * C * 2), b_resm = al(nlay * n * C * 4),
-                 b_ln2 = al(nlay * n * C * 2), b_fch = al(nlay * n * F * 2), b_dF = al(n * std::max(F, C) * 2),
-                 b_dqkv = al(n * 3 * C * 2);
-    const size_t b_logits = al(R * Vp * 4), b_dlogits = al(R * Vp * 2), b_wte = al(V * C * 2);
+                 b_ln2 = al(nlay * n * C * 2), b_fch = al(nlay * n * F * 2),
+                 b_dF = train ? al(n * std::max(F, C) * 2) : 0, b_dqkv = train ? al(n * 3 * C * 2) : 0;
     acts_.shared = train && nlay == 1;
-    if (acts_.shared) {
-      wte16_.release();  // the classifier converts wte into the arena instead
-      // Recompute redoes every layer's temporaries right before its backward (the last one too,
-      // run_backward), so the classifier may overwrite them: at 8192 tokens of the 1.3B model
-      // this saves the classifier's 0.34 GiB (issue 5: standard mode <= 0.9x the anchor).
-      const size_t layer = b_ln1 + b_qkv + b_resm + b_ln2 + b_fch + b_dF + b_dqkv;
-      const size_t cls = b_logits + b_dlogits + b_wte;
-      acts_.arena.reset(a, std::max(layer, cls), "activations: layer temporaries / classifier (shared)");
-      char* p = acts_.arena.as<char>();
-      size_t o = 0;
-      auto take = [&](size_t b) { char* q = p + o; o += b; return q; };
-      acts_.ln1_p = (bf16*)take(b_ln1);
-      acts_.qkv_p = (bf16*)take(b_qkv);
-      acts_.resm_p = (float*)take(b_resm);
-      acts_.ln2_p = (bf16*)take(b_ln2);
-      acts_.fch_p = (bf16*)take(b_fch);
-      acts_.dF_p = (bf16*)take(b_dF);
-      acts_.dqkv_p = (bf16*)take(b_dqkv);
-      o = 0;
-      acts_.logits_p = (float*)take(b_logits);
-      acts_.dlogits_p = (bf16*)take(b_dlogits);
-      acts_.wte16_p = (bf16*)take(b_wte);
-    } else {
-      acts_.ln1.reset(a, b_ln1, "activations: ln1");
-      acts_.qkv.reset(a, b_qkv, "activations: qkv");
-      acts_.resm.reset(a, b_resm, "activations: residual after attention");
-      acts_.ln2.reset(a, b_ln2, "activations: ln2");
-      acts_.fch.reset(a, b_fch, "activations: fc");
-      acts_.logits.reset(a, b_logits, "classifier logits chunk");
-      acts_.ln1_p = acts_.ln1.as<bf16>();
-      acts_.qkv_p = acts_.qkv.as<bf16>();
-      acts_.resm_p = acts_.resm.as<float>();
-      acts_.ln2_p = acts_.ln2.as<bf16>();
-      acts_.fch_p = acts_.fch.as<bf16>();
-      acts_.logits_p = acts_.logits.as<float>();
-      acts_.wte16_p = nullptr;  // the persistent copy (wte_bf16)
-      if (train) {
-        acts_.dF.reset(a, b_dF, "gradients: (N, n_inner) bf16");
-        acts_.dqkv.reset(a, b_dqkv, "gradients: qkv");
-        acts_.dlogits.reset(a, b_dlogits, "classifier gradient chunk");
-        acts_.dF_p = acts_.dF.as<bf16>();
-        acts_.dqkv_p = acts_.dqkv.as<bf16>();
-        acts_.dlogits_p = acts_.dlogits.as<bf16>();
-      }
-    }
+    const size_t b_logits = al(R * Vp * 4), b_dlogits = train ? al(R * Vp * 2) : 0,
+                 b_wte = acts_.shared && !bf16_master_ ? al(V * C * 2) : 0;
+    const size_t layer = b_ln1 + b_qkv + b_resm + b_ln2 + b_fch + b_dF + b_dqkv;
+    const size_t cls = b_logits + b_dlogits + b_wte;
+    // Shared: recompute redoes every layer's temporaries right before its backward (the last
+    // one too, run_backward), so the classifier may overwrite them: at 8192 tokens of the 1.3B
+    // model this saves the classifier's 0.34 GiB (issue 5: standard mode <= 0.9x the anchor),
+    // and the persistent wte copy (wte_bf16).
+    if (acts_.shared) wte16_.release();
+    acts_.arena.reset(a, acts_.shared ? std::max(layer, cls) : layer + cls,
+                      acts_.shared ? "activations: one layer's temporaries / classifier (shared)"
+                                   : "activations: layer temporaries and classifier chunk");
+    char* p = acts_.arena.as<char>();
+    size_t o = 0;
+    auto take = [&](size_t b) { char* q = b ? p + o : nullptr; o += b; return q; };
+    acts_.ln1_p = (bf16*)take(b_ln1);
+    acts_.qkv_p = (bf16*)take(b_qkv);
+    acts_.resm_p = (float*)take(b_resm);
+    acts_.ln2_p = (bf16*)take(b_ln2);
+    acts_.fch_p = (bf16*)take(b_fch);
+    acts_.dF_p = (bf16*)take(b_dF);
+    acts_.dqkv_p = (bf16*)take(b_dqkv);
+    if (acts_.shared) o = 0;
+    acts_.logits_p = (float*)take(b_logits);
+    acts_.dlogits_p = (bf16*)take(b_dlogits);
+    acts_.wte16_p = (bf16*)take(b_wte);
     // GELU output is a temporary: training reuses the (N, n_inner) gradient buffer for it in the
     // forward and recomputes it from the fc output in the backward.
     if (!train) acts_.fchg.reset(a, n * F * 2, "activations: gelu");
@@ -837,11 +822,6 @@ class CudaBackend : public Backend {
   void classifier(const Batch& b, bool train, float dscale, float* logits_out) {
     const int N = b.B * b.T, C = cfg_.n_embd, V = cfg_.vocab_size, Vp = (int)round8(V);
     const bf16* wte = wte_bf16();
-    if (acts_.shared && !bf16_master_) {
-      // Converted into the arena for this call: the layer temporaries are free now.
-      f32_to_bf16(acts_.wte16_p, (const float*)P(WTE), lay_.count[WTE], stream_);
-      wte = acts_.wte16_p;
-    }
     for (int r0 = 0; r0 < N; r0 += kClassifierChunk) {
       const int R = std::min(kClassifierChunk, N - r0);
       const bf16* x = acts_.lnf.as<bf16>() + (size_t)r0 * C;

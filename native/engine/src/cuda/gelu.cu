@@ -8,9 +8,6 @@ namespace {
 
 constexpr float kS2Pi = 0.7978845608028654f;  // sqrt(2 / pi)
 
-__device__ __forceinline__ float gelu_f(float x) {
-  return 0.5f * x * (1.f + tanhf(kS2Pi * (x + 0.044715f * x * x * x)));
-}
 __device__ __forceinline__ float gelu_grad(float x) {
   const float th = tanhf(kS2Pi * (x + 0.044715f * x * x * x));
   const float du = kS2Pi * (1.f + 3.f * 0.044715f * x * x);
@@ -41,7 +38,7 @@ __global__ void gelu_fwd_vec_kernel(uint4* out, const uint4* in, size_t n8) {
     float f[8];
     unpack8(in[i], f);
 #pragma unroll
-    for (int k = 0; k < 8; k++) f[k] = gelu_f(f[k]);
+    for (int k = 0; k < 8; k++) f[k] = gelu_tanh(f[k]);
     out[i] = pack8(f);
   }
 }
@@ -58,7 +55,7 @@ __global__ void gelu_bwd_vec_kernel(uint4* d, const uint4* in, size_t n8) {
 
 __global__ void gelu_fwd_kernel(bf16* out, const bf16* in, size_t n) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    out[i] = __float2bfloat16_rn(gelu_f(__bfloat162float(in[i])));
+    out[i] = __float2bfloat16_rn(gelu_tanh(__bfloat162float(in[i])));
   }
 }
 

@@ -33,7 +33,6 @@ constexpr int kGemvWarps = 8;
 constexpr int kGemvThreads = kGemvWarps * 32;
 constexpr int kPrefetch = 8;  // 16-byte pieces per lane: a whole 2048-wide row, 32 registers
 constexpr int kLnMax = 16;    // LayerNorm prologue: columns per thread (C <= 4096), as layernorm.cu
-constexpr float kS2Pi = 0.7978845608028654f;  // sqrt(2 / pi), GPT-2's gelu_new (gelu.cu)
 
 // LayerNorm prologue: none, or the dtype of its parameters (and of res_bias)
 enum { LN_NONE = 0, LN_F32 = 1, LN_BF16 = 2 };
@@ -42,13 +41,9 @@ __device__ __forceinline__ float param_at(const void* p, bool is_bf16, int i) {
   return is_bf16 ? __bfloat162float(static_cast<const bf16*>(p)[i]) : static_cast<const float*>(p)[i];
 }
 
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(
-                   (uint32_t)__cvta_generic_to_shared(dst)),
-               "l"(src));
-}
 
-// x = LayerNorm(ln_x) * w + b into xs (bf16), the arithmetic of ln_fwd_row_kernel (layernorm.cu)
+// x = LayerNorm(ln_x) * w + b into xs (bf16), the arithmetic of ln_fwd_row_kernel (layernorm.cu:
+// row_mean_rstd)
 // with the same thread -> column map, so the bits match the unfused path. sw, sb: the parameters
 // in shared memory, their cp.async copies still in flight.
 template <int LN>
@@ -61,18 +56,9 @@ __device__ __forceinline__ void ln_prologue(const GemvArgs& a, const void* sw, c
     const int c = threadIdx.x + i * kGemvThreads;
     v[i] = c < C ? a.ln_x[c] : 0.f;  // the previous kernel's output: plain loads, after the wait
   }
-  float sum = 0.f;
-#pragma unroll
-  for (int i = 0; i < kLnMax; i++) sum += v[i];
   asm volatile("cp.async.wait_all;\n" ::: "memory");  // the barriers below publish them
-  const float m = block_sum(sum, red) / C;
-  float var = 0.f;
-#pragma unroll
-  for (int i = 0; i < kLnMax; i++) {
-    const int c = threadIdx.x + i * kGemvThreads;
-    if (c < C) var += (v[i] - m) * (v[i] - m);
-  }
-  const float rs = rsqrtf(block_sum(var, red) / C + a.ln_eps);
+  float m, rs;
+  row_mean_rstd(v, C, a.ln_eps, red, &m, &rs);
 #pragma unroll
   for (int i = 0; i < kLnMax; i++) {
     const int c = threadIdx.x + i * kGemvThreads;
@@ -110,7 +96,7 @@ __global__ void __launch_bounds__(kGemvThreads, LN != LN_NONE ? 3 : 0) gemv_kern
       const bool isw = i < np;
       const int j = isw ? i : i - np;
       const unsigned char* src = static_cast<const unsigned char*>(isw ? a.ln_w : a.ln_b);
-      cp_async_16((isw ? sw : sb) + 16 * j, src + 16 * j);
+      cp_async16((isw ? sw : sb) + 16 * j, src + 16 * j);
     }
   }
   pdl_wait();
@@ -154,8 +140,7 @@ __global__ void __launch_bounds__(kGemvThreads, LN != LN_NONE ? 3 : 0) gemv_kern
     bf16 y = __float2bfloat16_rn(acc);
     if constexpr (MODE == GEMV_BF16_GELU) {
       // rounded to bf16 first, as the unfused path stores it before gelu_forward
-      const float x = __bfloat162float(y);
-      y = __float2bfloat16_rn(0.5f * x * (1.f + tanhf(kS2Pi * (x + 0.044715f * x * x * x))));
+      y = __float2bfloat16_rn(gelu_tanh(__bfloat162float(y)));
     }
     static_cast<bf16*>(a.out)[row] = y;
     if (a.kcache && row >= a.C) {  // K and V rows of the fused qkv output go to the cache too

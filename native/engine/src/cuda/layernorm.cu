@@ -173,17 +173,8 @@ __global__ void __launch_bounds__(kLnRowThreads)
       if (c < C) xr[c] = v[i];
     }
   }
-  float sum = 0.f;
-#pragma unroll
-  for (int i = 0; i < kLnRowMax; i++) sum += v[i];
-  const float m = block_sum(sum, red) / C;
-  float var = 0.f;
-#pragma unroll
-  for (int i = 0; i < kLnRowMax; i++) {
-    const int c = threadIdx.x + i * kLnRowThreads;
-    if (c < C) var += (v[i] - m) * (v[i] - m);
-  }
-  const float rs = rsqrtf(block_sum(var, red) / C + eps);
+  float m, rs;
+  row_mean_rstd(v, C, eps, red, &m, &rs);
   bf16* orow = out + (size_t)row * C;
 #pragma unroll
   for (int i = 0; i < kLnRowMax; i++) {
