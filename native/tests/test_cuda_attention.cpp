@@ -296,7 +296,18 @@ int main() {
   // LCX_ATTN_TIMING_ONLY=1: the timing table alone (a profiler then sees its launches first).
   const char* timing_only = std::getenv("LCX_ATTN_TIMING_ONLY");
   if (!(timing_only && timing_only[0] == '1'))
-    for (const Case& c : cases) run(c, true);
+    for (const Case& c : cases) {
+      run(c, true);
+      // On Hopper the forward of head dims 64 / 128 is the wgmma kernel: check the mma.sync one
+      // too, which other GPUs (and LCX_ATTN_WGMMA=0) run.
+      if (lcx::cuda::attention_wgmma_active(c.HS)) {
+        lcx::cuda::attention_set_wgmma(false);
+        Case m = c;
+        m.name += " (mma.sync forward)";
+        run(m, true);
+        lcx::cuda::attention_set_wgmma(true);
+      }
+    }
 
   std::printf("== attention timing (H100 expected; median of 10), causal FLOPs = half of dense\n");
   std::printf("%-34s %9s %9s %9s %9s %8s %8s\n", "case", "fwd ms", "fwd TF/s", "bwd ms", "bwd TF/s",
@@ -323,6 +334,16 @@ int main() {
                 100 * (t.fwd_ms + t.bwd_ms) / dense_fwd);
   }
   (void)dense_fwd;
+  // The forward's two kernels side by side where this GPU has the wgmma one.
+  if (lcx::cuda::attention_wgmma_active(128)) {
+    lcx::cuda::attention_set_wgmma(false);
+    for (const Case& c : {timed[0], timed[3]}) {
+      const Timing t = run(c, false);
+      const double flops = 4.0 * c.B * c.NH * (double)c.T * c.T * c.HS / 2 * t.frac;
+      std::printf("%-34s %9.3f %9.1f\n", ("mma.sync fwd: " + c.name).c_str(), t.fwd_ms, flops / t.fwd_ms / 1e9);
+    }
+    lcx::cuda::attention_set_wgmma(true);
+  }
   return lcxtest::finish();
 #endif
 }

@@ -78,6 +78,11 @@ struct AttnArgs {
 };
 
 bool attention_head_dim_supported(int hs);
+// The forward on Hopper (sm_90) runs a wgmma kernel at head dims 64 and 128 when the build has
+// it (attention_sm90a.cu); LCX_ATTN_WGMMA=0 at start, or attention_set_wgmma(false), keeps the
+// mma.sync kernel (tests compare both). attention_wgmma_active: would it run here for hs.
+void attention_set_wgmma(bool on);
+bool attention_wgmma_active(int hs);
 void attention_forward(const AttnArgs& a, const AttnPattern& pat, const AttnPlan& plan,
                        cudaStream_t stream);
 void attention_backward(const AttnArgs& a, const AttnPattern& pat, const AttnPlan& plan,

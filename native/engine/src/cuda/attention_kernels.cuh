@@ -1,0 +1,301 @@
+// Device pieces shared by the attention kernels (attention.cu: mma.sync; attention_wgmma.cu:
+// Hopper wgmma): the kernel parameters, tile loading through cp.async, the pattern predicate and
+// the forward's online softmax and output store.
+#pragma once
+#include <cuda_bf16.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "attention.hpp"
+#include "common.cuh"
+#include "longctx.h"
+
+namespace lcx::cuda::attnk {
+
+constexpr int TL = kAttnTile;  // 64 rows per tile
+constexpr int NTHREADS = 128;
+
+struct KParams {
+  AttnArgs a;
+  int kind, window, nb, block, layout_heads;
+  const uint8_t* layout;
+  const int* off;     // CSR offsets of the entries of each CTA's list
+  const int4* blk;    // per entry: the 4 gathered blocks of the other side (-1 = empty)
+  const int* flags;   // per entry: 16-bit pair mask | kElem
+  const int4* gblk;   // dkv: the 4 key blocks of each group
+  int ntiles;         // query tiles (fwd, dq) or key groups (dkv) per (batch, layout head)
+  float scale_log2, scale;
+};
+
+constexpr int kElem = 1 << 16;
+constexpr int KB = kAttnBlock;
+
+__device__ __forceinline__ int comp(const int4& v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return (uint32_t)__cvta_generic_to_shared(p);
+}
+__device__ __forceinline__ void cp_async4(void* dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+               "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const bf16* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(p)));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const bf16* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(p)));
+}
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// Fragment addressing (lane = 0..31), for a 16 x 16 block at (r0, c0) of a tile with pitch P:
+//  A operand (rows = M, cols = K), row-major storage: ldsm_x4 at row r0 + (lane & 15),
+//    col c0 + (lane >> 4) * 8.
+//  B operand for two n8 tiles, storage [n][k]: ldsm_x4 at row n0 + (lane & 7) + (lane >> 4) * 8,
+//    col k0 + ((lane >> 3) & 1) * 8  -> {b0,b1} of tile n0, {b0,b1} of tile n0 + 8.
+//  B operand for two n8 tiles, storage [k][n]: ldsm_x4_t at row k0 + (lane & 7) +
+//    ((lane >> 3) & 1) * 8, col n0 + (lane >> 4) * 8 -> same register order.
+template <int P>
+__device__ __forceinline__ const bf16* a_addr(const bf16* tile, int r0, int c0, int lane) {
+  return tile + (r0 + (lane & 15)) * P + c0 + (lane >> 4) * 8;
+}
+template <int P>
+__device__ __forceinline__ const bf16* bnk_addr(const bf16* tile, int n0, int k0, int lane) {
+  return tile + (n0 + (lane & 7) + (lane >> 4) * 8) * P + k0 + ((lane >> 3) & 1) * 8;
+}
+template <int P>
+__device__ __forceinline__ const bf16* bkn_addr(const bf16* tile, int k0, int n0, int lane) {
+  return tile + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * P + n0 + (lane >> 4) * 8;
+}
+
+// 64 rows x D columns from global (row stride in elements) into a tile, gathered from 4 blocks
+// of 16 rows (blk, -1 = empty); rows outside [0, limit) or of empty blocks are zero-filled
+// (their source address is clamped to row 0, never read).
+// Two shared layouts: padded rows of D + 8 elements (ldmatrix; the pad puts ldmatrix's 8 row
+// addresses in distinct banks), or SWZ: wgmma's 128-byte swizzle, D / 64 column panels of
+// 64 rows x 128 bytes, the 16-byte chunk c of row r stored at chunk c ^ (r & 7) (the panels
+// must start 1024-byte aligned).
+//
+// A compile-time trip count: each thread keeps one column and steps by whole rows, so the block
+// of every chunk is known at compile time; a tile of 4 contiguous blocks inside [0, limit)
+// (every dense tile, most window / document tiles) is a plain run of rows: one pointer add per
+// chunk, no checks (~3 SASS per chunk). Run 3's loader (playground/attention_v3.cu.txt) paid a
+// run-time trip count, a 4-way block select, div/mod and a 64-bit multiply per chunk (~35 SASS).
+constexpr int floor_pow2(int n) { return n < 2 ? n : 2 * floor_pow2(n / 2); }
+__device__ __forceinline__ bool blocks_contiguous(int4 blk, int limit) {
+  return blk.x >= 0 && blk.y == blk.x + 1 && blk.z == blk.x + 2 && blk.w == blk.x + 3 &&
+         (blk.x + 4) * KB <= limit;
+}
+template <int D, bool SWZ = false>
+__device__ __forceinline__ void load_tile(bf16* s, const bf16* g, long long row_stride, int4 blk,
+                                          int limit, int tid) {
+  constexpr int CPR = D / 8;  // 16-byte chunks per row
+  // Each loading thread keeps one 16-byte column and steps down RPI rows per pass; RPI is a
+  // power of two, so the block of every chunk is known at compile time (at D = 96 the last
+  // 32 threads do not load).
+  constexpr int RPI = floor_pow2(NTHREADS / CPR), PASSES = TL / RPI;
+  // Row pitch in elements: swizzled rows are 128 bytes; RPI is a multiple of 8 there, so every
+  // row a thread visits has the same r & 7 and its swizzled chunk stays put.
+  constexpr int RP = SWZ ? 64 : D + 8;
+  static_assert(!SWZ || (D % 64 == 0 && RPI % 8 == 0), "swizzled tiles: D multiple of 64");
+  if (RPI * CPR < NTHREADS && tid >= RPI * CPR) return;
+  const int r0 = tid / CPR, c = tid % CPR, col = c * 8;
+  bf16* dst = SWZ ? s + (c >> 3) * TL * 64 + r0 * 64 + (((c & 7) ^ (r0 & 7)) << 3) : s + r0 * RP + col;
+  if (blocks_contiguous(blk, limit)) {
+    const bf16* src = g + (long long)(blk.x * KB + r0) * row_stride + col;
+#pragma unroll
+    for (int i = 0; i < PASSES; i++)
+      cp_async16(dst + i * RPI * RP, src + (long long)(i * RPI) * row_stride, 16);
+  } else {
+#pragma unroll
+    for (int i = 0; i < PASSES; i++) {
+      // Row r0 + i * RPI: its block is i * RPI / KB (+ r0 / KB when a pass spans blocks).
+      const int slot = i * RPI / KB + (RPI > KB ? r0 / KB : 0);
+      const int rr = (RPI > KB ? r0 % KB : r0) + (i * RPI) % KB;
+      const int b = comp(blk, slot), gr = b * KB + rr;
+      const bool ok = b >= 0 && gr < limit;
+      cp_async16(dst + i * RPI * RP, g + (long long)(ok ? gr : 0) * row_stride + col, ok ? 16 : 0);
+    }
+  }
+}
+__device__ __forceinline__ int4 contiguous_blocks(int tile) {
+  return make_int4(tile * 4, tile * 4 + 1, tile * 4 + 2, tile * 4 + 3);
+}
+__device__ __forceinline__ void load_vec64(float* s, const float* g, int4 blk, int limit, int tid) {
+  if (tid < TL) {
+    if (blocks_contiguous(blk, limit)) {
+      cp_async4(s + tid, g + blk.x * KB + tid, 4);
+      return;
+    }
+    const int b = comp(blk, tid / KB), gr = b * KB + (tid % KB);
+    const bool ok = b >= 0 && gr < limit;
+    cp_async4(s + tid, g + (ok ? gr : 0), ok ? 4 : 0);
+  }
+}
+
+// One step of the fwd / dq loop over key tiles: with 2 stages, start loading the next entry's
+// K and V tiles into the other buffer and wait for this entry's (loaded one step earlier);
+// with 1 stage, load this entry's. Returns the buffer that holds entry e. SWZ tiles are read
+// by wgmma (the async proxy): each thread fences its cp.async writes before the barrier.
+template <int D, int STAGES, bool SWZ = false>
+__device__ __forceinline__ int stage_kv(bf16* sK, bf16* sV, const bf16* kg, const bf16* vg,
+                                        const KParams& p, int e, int e0, int e1, int4 kb4, int tid) {
+  constexpr int TS = TL * (SWZ ? D : D + 8);  // tile size in elements
+  const AttnArgs& a = p.a;
+  int buf = 0;
+  if (STAGES == 2) {
+    buf = (e - e0) & 1;
+    if (e + 1 < e1) {
+      // One read of the entry for both tiles (the cp.async asm makes the compiler reload it).
+      const int4 nb4 = p.blk[e + 1];
+      load_tile<D, SWZ>(sK + (buf ^ 1) * TS, kg, a.kv_row, nb4, a.Tk, tid);
+      load_tile<D, SWZ>(sV + (buf ^ 1) * TS, vg, a.kv_row, nb4, a.Tk, tid);
+    }
+    cp_async_commit();
+    cp_async_wait<1>();
+  } else {
+    load_tile<D, SWZ>(sK, kg, a.kv_row, kb4, a.Tk, tid);
+    load_tile<D, SWZ>(sV, vg, a.kv_row, kb4, a.Tk, tid);
+    cp_async_commit();
+    cp_async_wait<0>();
+  }
+  if (SWZ) asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  __syncthreads();
+  return buf;
+}
+
+// The reference predicate (lcx::attends) for query index qi of the plan (absolute position
+// q_offset + qi) and key position k.
+__device__ __forceinline__ bool allowed(const KParams& p, int hl, int qi, int k,
+                                        const int32_t* seg) {
+  if (qi >= p.a.Tq || k >= p.a.Tk) return false;
+  const int q = p.a.q_offset + qi;
+  if (k > q) return false;
+  if (seg && seg[k] != seg[q]) return false;
+  if (p.kind == LCX_ATTN_WINDOW) return q - k < p.window;
+  if (p.kind == LCX_ATTN_SPARSE)
+    return p.layout[((size_t)hl * p.nb + q / p.block) * p.nb + k / p.block] != 0;
+  return true;
+}
+
+__device__ __forceinline__ float quad_max(float v) {
+  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+  return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+// ------------------------------------------------------------------------------------------
+// Forward pieces. Both kernels hold a warp's 16 query rows in the m16n8 accumulator layout
+// (mma.sync's, and wgmma's per warp of the warpgroup): thread (g = lane / 4, t4 = lane % 4)
+// holds rows g and g + 8, columns 8 j + 2 t4 + {0, 1} of every n8 block j.
+
+// Scores of the 4 key blocks of entry e that this warp's rows may not see become -inf: whole
+// blocks whose pair bit (wb) is clear, and with the element flag, every pair the predicate
+// rejects (row0 = the warp's first query index).
+__device__ __forceinline__ void fwd_mask(float (&s)[8][4], const KParams& p, int hl, int e, int wb,
+                                         bool elem, int row0, int g, int t4, const int32_t* seg) {
+#pragma unroll
+  for (int j = 0; j < 8; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      if (!((wb >> (j >> 1)) & 1)) {
+        s[j][i] = -INFINITY;
+      } else if (elem) {
+        // p.blk[e] is read here (L1) rather than held in 4 registers across the products.
+        const int row = row0 + g + (i >> 1) * 8;
+        const int col = comp(p.blk[e], j >> 1) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
+        if (!allowed(p, hl, row, col, seg)) s[j][i] = -INFINITY;
+      }
+    }
+}
+
+// Online softmax of one tile's raw scores s (q.k, masked entries -inf) into m, l, o (log2
+// domain); s becomes P. The scale is applied inside exp2's argument as one FFMA per score
+// (the max commutes with a positive scale): run 7's ncu counted ~122M unfused FP32
+// instructions per call when the scores were scaled first. Each row lives in one quad of
+// lanes (same g); l is a per-lane partial, summed over the quad by fwd_store.
+template <int NT>
+__device__ __forceinline__ void fwd_online_softmax(float (&s)[8][4], float (&o)[NT][4], float (&m)[2],
+                                                   float (&l)[2], float sl2) {
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < 8; j++) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+    mx = quad_max(mx) * sl2;
+    const float m_new = fmaxf(m[r], mx);
+    const float m_use = m_new == -INFINITY ? 0.f : m_new;  // fully masked so far: no NaN
+    const float alpha = exp2f(m[r] - m_use);
+    float rs = 0.f;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      s[j][2 * r] = exp2f(fmaf(s[j][2 * r], sl2, -m_use));
+      s[j][2 * r + 1] = exp2f(fmaf(s[j][2 * r + 1], sl2, -m_use));
+      rs += s[j][2 * r] + s[j][2 * r + 1];
+    }
+    l[r] = l[r] * alpha + rs;
+    m[r] = m_new;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+      o[n][2 * r] *= alpha;
+      o[n][2 * r + 1] *= alpha;
+    }
+  }
+}
+
+// O = o / l as bf16 and lse2 = m + log2(l) (-inf for a row that saw no key) for the warp's
+// rows row0 + g and row0 + g + 8 of head h, batch row b.
+template <int D>
+__device__ __forceinline__ void fwd_store(const AttnArgs& a, const float (&o)[D / 8][4],
+                                          const float (&m)[2], const float (&l)[2], int b, int h,
+                                          int row0, int g, int t4) {
+  bf16* og = a.o + b * a.o_batch + h * D;
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const float lsum = quad_sum(l[r]);
+    const float inv = lsum > 0.f ? 1.f / lsum : 0.f;
+    const int row = row0 + g + r * 8;
+    if (row < a.Tq) {
+      bf16* orow = og + (long long)row * a.o_row;
+#pragma unroll
+      for (int n = 0; n < D / 8; n++) {
+        *reinterpret_cast<__nv_bfloat162*>(orow + n * 8 + 2 * t4) =
+            __floats2bfloat162_rn(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
+      }
+      if (t4 == 0)
+        a.lse[((long long)b * a.NH + h) * a.Tq + row] = lsum > 0.f ? m[r] + log2f(lsum) : -INFINITY;
+    }
+  }
+}
+
+// The wgmma forward (attention_wgmma.cu, sm_90a only): false when this build or device has no
+// such kernel for head dim D (the caller then runs the mma.sync one).
+bool fwd_wgmma(const KParams& p, int D, dim3 grid, cudaStream_t s);
+
+}  // namespace lcx::cuda::attnk

@@ -1,0 +1,250 @@
+// Forward attention on Hopper's warpgroup MMA (wgmma, sm_90a only: this file is built for that
+// target alone, see native/CMakeLists.txt). Same plan, tiles, masks and online softmax as the
+// mma.sync kernel in attention.cu (attention_kernels.cuh); what changes is how the products run.
+//
+// One CTA = one warpgroup (4 warps) per 64-row query tile, as in attention.cu, so every pattern
+// and plan works unchanged. Each warp still owns 16 query rows: wgmma's accumulator gives warp w
+// of the warpgroup rows 16 w .. 16 w + 15 in mma.sync's m16n8 layout, so masking, softmax and the
+// output store are the mma.sync kernel's own code.
+// - S = Q K^T: wgmma m64n64k16, Q and K read by the tensor cores straight from shared memory (no
+//   ldmatrix into registers, no per-warp reload of K: mma.sync's 16-row products read each K
+//   fragment once per warp, i.e. 4 times per tile).
+// - O += P V: wgmma m64nDk16, P from registers (the S accumulator converted to bf16 is already
+//   in wgmma's A-fragment layout), V from shared memory as an N-major ("transposed") operand.
+// Tiles are stored with the 128-byte swizzle wgmma reads (load_tile<D, true>): bank-conflict
+// free without padding. cp.async writes them (generic proxy), so each thread fences before the
+// barrier that publishes them to the tensor cores (async proxy).
+// Only head dims 64 and 128 (whole 128-byte rows); 32 and 96 keep the mma.sync kernel.
+#include <cuda_bf16.h>
+
+#include <cstdlib>
+
+#include "attention_kernels.cuh"
+
+namespace lcx::cuda::attnk {
+
+namespace {
+
+// This file is compiled for sm_90a only; the guard keeps a stray compile for another target
+// (an IDE, a different CMake setup) building, with kernels that do nothing.
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define LCX_WGMMA_DEVICE 1
+#endif
+
+constexpr int kPanel = TL * 64;  // elements of one 64-row x 128-byte swizzled panel (8 KB)
+
+// Shared-memory matrix descriptor, 128-byte swizzle (PTX ISA "Matrix Descriptor Format"):
+// start address, leading- and stride-dimension byte offsets, all >> 4.
+// K-major operands (Q, K): the 16-column k-step sits inside one 128-byte row, so the leading
+// offset is unused (1); 8-row groups are 1024 bytes apart. N-major V: the leading offset steps
+// between 64-column panels, the stride offset between 8-row (key) groups.
+__device__ __forceinline__ uint64_t sw128_desc(const bf16* p, uint32_t lead_bytes, uint32_t stride_bytes) {
+  const uint32_t a = smem_u32(p);
+  return (uint64_t)((a & 0x3FFFF) >> 4) | (uint64_t)((lead_bytes >> 4) & 0x3FFF) << 16 |
+         (uint64_t)((stride_bytes >> 4) & 0x3FFF) << 32 | 1ull << 62;
+}
+
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// The accumulators are written asynchronously: pin them (no instruction) so that the compiler
+// neither reads them before the wait nor moves them between issue and wait.
+template <int NT>
+__device__ __forceinline__ void pin(float (&d)[NT][4]) {
+#pragma unroll
+  for (int j = 0; j < NT; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) asm volatile("" : "+f"(d[j][i])::"memory");
+}
+
+#ifdef LCX_WGMMA_DEVICE
+// d (64 x 64) (+)= A (64 x 16, smem) . B (16 x 64, smem), both K-major.
+__device__ __forceinline__ void wgmma_n64_ss(float (&d)[8][4], uint64_t da, uint64_t db, int acc) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      : "l"(da), "l"(db), "r"(acc));
+}
+// d (64 x 64) (+)= A (64 x 16, registers) . B (16 x 64, smem, K-major).
+__device__ __forceinline__ void wgmma_n64_rs(float (&d)[8][4], const uint32_t (&a)[4], uint64_t db, int acc) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc));
+}
+// d (64 x 64) += A (64 x 16, registers) . B (16 x 64, smem, N-major: transposed).
+__device__ __forceinline__ void wgmma_n64_rs_tb(float (&d)[8][4], const uint32_t (&a)[4], uint64_t db, int acc) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc));
+}
+// d (64 x 128) += A (64 x 16, registers) . B (16 x 128, smem, N-major: transposed).
+__device__ __forceinline__ void wgmma_n128_rs_tb(float (&d)[16][4], const uint32_t (&a)[4], uint64_t db, int acc) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc));
+}
+#endif
+
+template <int D>
+__device__ __forceinline__ void wgmma_pv(float (&o)[D / 8][4], const uint32_t (&a)[4], uint64_t db) {
+#ifdef LCX_WGMMA_DEVICE
+  if constexpr (D == 128) wgmma_n128_rs_tb(o, a, db, 1);
+  else wgmma_n64_rs_tb(o, a, db, 1);
+#endif
+}
+
+// CTAs per SM the registers are held to: one stage (48 KB of tiles at D = 128) leaves room for
+// 4 CTAs by shared memory, two stages (80 KB) for 2.
+constexpr int wg_min_ctas(int D, int STAGES, bool QREG) {
+  return STAGES == 2 ? 2 : QREG && D == 128 ? 2 : 3;
+}
+
+// QREG: Q's fragments are loaded once into registers (ldmatrix) and S uses the register-A
+// wgmma; otherwise the tensor cores read Q from shared memory at every tile.
+template <int D, int STAGES, bool QREG>
+__global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_fwd_wgmma_kernel(const KParams p) {
+#ifdef LCX_WGMMA_DEVICE
+  constexpr int KT = D / 16, NT = D / 8, TS = TL * D;
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  // Swizzled panels must start 1024-byte aligned in the shared window (the launch adds 1 KB).
+  bf16* sQ = reinterpret_cast<bf16*>(smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u));
+  bf16* sK = sQ + TS;
+  bf16* sV = sK + STAGES * TS;
+  const AttnArgs& a = p.a;
+  const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;  // heaviest first
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int hl = p.layout_heads > 1 ? h : 0;
+  const int li = (b * p.layout_heads + hl) * p.ntiles + qt;
+  const int e0 = p.off[li], e1 = p.off[li + 1];
+  const bf16* qg = a.q + b * a.q_batch + h * D;
+  const bf16* kg = a.k + b * a.kv_batch + h * D;
+  const bf16* vg = a.v + b * a.kv_batch + h * D;
+  const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
+  const int q0 = qt * TL;
+
+  load_tile<D, true>(sQ, qg, a.q_row, contiguous_blocks(qt), a.Tq, tid);
+  cp_async_commit();
+  if (STAGES == 2 && e1 > e0) {
+    load_tile<D, true>(sK, kg, a.kv_row, p.blk[e0], a.Tk, tid);
+    load_tile<D, true>(sV, vg, a.kv_row, p.blk[e0], a.Tk, tid);
+  }
+  cp_async_commit();
+  cp_async_wait<1>();
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  __syncthreads();
+  uint32_t qf[QREG ? KT : 1][4];
+  if constexpr (QREG) {
+    // A fragment of rows warp * 16 + (lane & 15), 16-byte chunk 2 kk + lane / 16, swizzled.
+    const int row = warp * 16 + (lane & 15);
+#pragma unroll
+    for (int kk = 0; kk < KT; kk++) {
+      const int c = 2 * kk + (lane >> 4);
+      ldsm_x4(qf[kk], sQ + (c >> 3) * kPanel + row * 64 + (((c & 7) ^ (row & 7)) << 3));
+    }
+  }
+
+  float o[NT][4], s[8][4];
+#pragma unroll
+  for (int n = 0; n < NT; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+#pragma unroll
+  for (int j = 0; j < 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  const float sl2 = p.scale_log2;
+
+  for (int e = e0; e < e1; e++) {
+    const int4 kb4 = p.blk[e];
+    const int fl = p.flags[e];
+    const int buf = stage_kv<D, STAGES, true>(sK, sV, kg, vg, p, e, e0, e1, kb4, tid);
+    const bf16* cK = sK + buf * TS;
+    const bf16* cV = sV + buf * TS;
+
+    // S = Q K^T over D / 16 k-steps: step kk is 32 bytes into the 128-byte rows of panel kk / 4.
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < KT; kk++) {
+      const int off = (kk >> 2) * kPanel + (kk & 3) * 16;
+      const uint64_t db = sw128_desc(cK + off, 16, 1024);
+#ifdef LCX_WGMMA_DEVICE
+      if constexpr (QREG) wgmma_n64_rs(s, qf[kk], db, kk);
+      else wgmma_n64_ss(s, sw128_desc(sQ + off, 16, 1024), db, kk);
+#endif
+    }
+    wg_commit();
+    wg_wait_all();
+    pin(s);
+
+    const int wb = (fl >> (warp * 4)) & 0xF;  // this warp's 16 queries x the 4 key blocks
+    const bool elem = fl & kElem;
+    if (wb != 0xF || elem) fwd_mask(s, p, hl, e, wb, elem, q0 + warp * 16, g, t4, seg);
+    fwd_online_softmax(s, o, m, l, sl2);
+
+    // O += P V over the tile's 64 keys: 4 k-steps of 16 keys (2048 bytes of V each).
+    uint32_t pa[4][4];
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+      pa[kk][0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+      pa[kk][1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+      pa[kk][2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pa[kk][3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+    pin(o);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) wgmma_pv<D>(o, pa[kk], sw128_desc(cV + kk * 16 * 64, kPanel * 2, 1024));
+    wg_commit();
+    wg_wait_all();
+    pin(o);
+    __syncthreads();  // the next stage_kv overwrites this entry's buffer
+  }
+  cp_async_wait<0>();
+  fwd_store<D>(a, o, m, l, b, h, q0 + warp * 16, g, t4);
+#endif
+}
+
+size_t wg_smem(int D, int stages) { return (size_t)(1 + 2 * stages) * TL * D * 2 + 1024; }
+
+template <int D, int STAGES, bool QREG>
+bool launch_wg(const KParams& p, dim3 grid, cudaStream_t s) {
+  auto kernel = attn_fwd_wgmma_kernel<D, STAGES, QREG>;
+  const size_t smem = wg_smem(D, STAGES);
+  // No sm_90a image for this device (another GPU, or the driver cannot load it): report it,
+  // the caller runs the mma.sync kernel.
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  kernel<<<grid, NTHREADS, smem, s>>>(p);
+  LCX_LAUNCH_CHECK();
+  return true;
+}
+
+int env_choice(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && v[0] >= '0' && v[0] <= '9' ? v[0] - '0' : fallback;
+}
+
+}  // namespace
+
+bool fwd_wgmma(const KParams& p, int D, dim3 grid, cudaStream_t s) {
+  // Experiments (read once): LCX_ATTN_WGMMA_STAGES=1|2, LCX_ATTN_WGMMA_QREG=0|1.
+  static const int stages = env_choice("LCX_ATTN_WGMMA_STAGES", 1);
+  static const bool qreg = env_choice("LCX_ATTN_WGMMA_QREG", 0) == 1;
+  if (D == 128) {
+    if (stages == 2) return qreg ? launch_wg<128, 2, true>(p, grid, s) : launch_wg<128, 2, false>(p, grid, s);
+    return qreg ? launch_wg<128, 1, true>(p, grid, s) : launch_wg<128, 1, false>(p, grid, s);
+  }
+  if (D == 64) {
+    if (stages == 2) return qreg ? launch_wg<64, 2, true>(p, grid, s) : launch_wg<64, 2, false>(p, grid, s);
+    return qreg ? launch_wg<64, 1, true>(p, grid, s) : launch_wg<64, 1, false>(p, grid, s);
+  }
+  return false;
+}
+
+}  // namespace lcx::cuda::attnk
