@@ -298,12 +298,12 @@ int main() {
   if (!(timing_only && timing_only[0] == '1'))
     for (const Case& c : cases) {
       run(c, true);
-      // On Hopper the forward of head dims 64 / 128 is the wgmma kernel: check the mma.sync one
-      // too, which other GPUs (and LCX_ATTN_WGMMA=0) run.
+      // On Hopper head dims 64 / 128 run the wgmma kernels: check the mma.sync ones too, which
+      // other GPUs (and LCX_ATTN_WGMMA=0) run.
       if (lcx::cuda::attention_wgmma_active(c.HS)) {
         lcx::cuda::attention_set_wgmma(false);
         Case m = c;
-        m.name += " (mma.sync forward)";
+        m.name += " (mma.sync kernels)";
         run(m, true);
         lcx::cuda::attention_set_wgmma(true);
       }
@@ -334,13 +334,14 @@ int main() {
                 100 * (t.fwd_ms + t.bwd_ms) / dense_fwd);
   }
   (void)dense_fwd;
-  // The forward's two kernels side by side where this GPU has the wgmma one.
+  // The two kernel families side by side where this GPU has the wgmma ones.
   if (lcx::cuda::attention_wgmma_active(128)) {
     lcx::cuda::attention_set_wgmma(false);
     for (const Case& c : {timed[0], timed[3]}) {
       const Timing t = run(c, false);
       const double flops = 4.0 * c.B * c.NH * (double)c.T * c.T * c.HS / 2 * t.frac;
-      std::printf("%-34s %9.3f %9.1f\n", ("mma.sync fwd: " + c.name).c_str(), t.fwd_ms, flops / t.fwd_ms / 1e9);
+      std::printf("%-34s %9.3f %9.1f %9.3f %9.1f\n", ("mma.sync: " + c.name).c_str(), t.fwd_ms,
+                  flops / t.fwd_ms / 1e9, t.bwd_ms, 2.5 * flops / t.bwd_ms / 1e9);
     }
     lcx::cuda::attention_set_wgmma(true);
   }

@@ -332,22 +332,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_kernel(const KParams p) {
       constexpr bool FULL = decltype(full_tag)::value;
       float s[8][4], dp[8][4];
       prod_s_dp<P, KT, FULL>(s, dp, qf, sdO, warp * 16, cK, cV, wb, lane);
-#pragma unroll
-      for (int j = 0; j < 8; j++)
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-          const int r = i >> 1;
-          float pv = exp2f(s[j][i] * p.scale_log2 - lse[r]);
-          if (FULL) {
-          } else if (!((wb >> (j >> 1)) & 1)) {
-            pv = 0.f;
-          } else if (elem) {
-            const int row = q0 + warp * 16 + g + r * 8;
-            const int col = comp(p.blk[e], j >> 1) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
-            if (!allowed(p, hl, row, col, seg)) pv = 0.f;
-          }
-          s[j][i] = pv * (dp[j][i] - dvr[r]);  // dS (without the softmax scale)
-        }
+      dq_ds<FULL>(s, dp, p, hl, e, wb, elem, q0 + warp * 16, g, t4, lse, dvr, seg);
       prod_sv<P, NT, FULL>(dq, s, cK, wb, lane);  // dQ += dS K (K stored [key][d] = [k][n])
     };
     if (wb == 0xF && !elem)
@@ -358,17 +343,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_kernel(const KParams p) {
   }
   cp_async_wait<0>();
 
-  bf16* dqg = a.dq + b * a.dq_batch + h * D;
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const int row = q0 + warp * 16 + g + r * 8;
-    if (row >= a.Tq) continue;
-    bf16* out = dqg + (long long)row * a.dq_row;
-#pragma unroll
-    for (int n = 0; n < NT; n++)
-      *reinterpret_cast<__nv_bfloat162*>(out + n * 8 + 2 * t4) =
-          __floats2bfloat162_rn(dq[n][2 * r] * p.scale, dq[n][2 * r + 1] * p.scale);
-  }
+  dq_store<D>(a, dq, p.scale, b, h, q0 + warp * 16, g, t4);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -452,53 +427,19 @@ __global__ void __launch_bounds__(NTHREADS) attn_dkv_kernel(const KParams p) {
         constexpr bool FULL = decltype(full_tag)::value;
         float s[4][4], dp[4][4];
         prod_st_dpt<P, KT, FULL>(s, dp, sK, sV, warp * 16, cQ, cdO, qbase, hb, lane);
-        // P^T and dS^T; element (key row, query col).
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-#pragma unroll
-          for (int i = 0; i < 4; i++) {
-            const int ql = qbase + j * 8 + 2 * t4 + (i & 1);  // row of the gathered query tile
-            float pv = exp2f(s[j][i] * p.scale_log2 - cL[ql]);
-            if (FULL) {
-            } else if (!((hb >> (j >> 1)) & 1)) {
-              pv = 0.f;
-            } else if (elem) {
-              const int key = my_kb * KB + g + (i >> 1) * 8;
-              const int qi = comp(p.blk[e], ql / KB) * KB + (ql % KB);
-              if (!allowed(p, hl, qi, key, seg)) pv = 0.f;
-            }
-            s[j][i] = pv;
-            dp[j][i] = pv * (dp[j][i] - cDv[ql]);
-          }
+        dkv_ps<4, FULL>(s, dp, p, hl, e, hb, elem, qbase, my_kb * KB, g, t4, cL, cDv, seg);
         prod_dkv<P, NT, FULL>(dv, dk, s, dp, cQ, cdO, qbase, hb, lane);  // dV += P^T dO, dK += dS^T Q
       };
       if (hb == 3 && !elem)
         half_tile(std::true_type());
       else if (hb)
         half_tile(std::false_type());
-    
     }
     __syncthreads();
   }
   cp_async_wait<0>();
 
-  if (my_kb < 0) return;
-  bf16* dkg = a.dk + b * a.dkv_batch + h * D;
-  bf16* dvg2 = a.dv + b * a.dkv_batch + h * D;
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const int key = my_kb * KB + g + r * 8;
-    if (key >= a.Tk) continue;
-    bf16* ko = dkg + (long long)key * a.dkv_row;
-    bf16* vo = dvg2 + (long long)key * a.dkv_row;
-#pragma unroll
-    for (int n = 0; n < NT; n++) {
-      *reinterpret_cast<__nv_bfloat162*>(ko + n * 8 + 2 * t4) =
-          __floats2bfloat162_rn(dk[n][2 * r] * p.scale, dk[n][2 * r + 1] * p.scale);
-      *reinterpret_cast<__nv_bfloat162*>(vo + n * 8 + 2 * t4) =
-          __floats2bfloat162_rn(dv[n][2 * r], dv[n][2 * r + 1]);
-    }
-  }
+  dkv_store<D>(a, dk, dv, p.scale, b, h, my_kb < 0 ? -1 : my_kb * KB, g, t4);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -528,7 +469,7 @@ int cc_major() {
   return v;
 }
 
-// The wgmma forward on sm_90: LCX_ATTN_WGMMA=0 at start or attention_set_wgmma(false) turns it off.
+// The wgmma kernels on sm_90: LCX_ATTN_WGMMA=0 at start or attention_set_wgmma(false) turns them off.
 bool& wgmma_flag() {
   static bool on = [] {
     const char* v = std::getenv("LCX_ATTN_WGMMA");
@@ -536,7 +477,15 @@ bool& wgmma_flag() {
   }();
   return on;
 }
-bool wgmma_on() { return wgmma_flag(); }
+// Hopper with this build's sm_90a kernels (attention_sm90a.cu), head dims 64 and 128.
+bool wgmma_here(int D) {
+#ifdef LCX_HAVE_SM90A
+  return (D == 64 || D == 128) && wgmma_flag() && cc_major() == 9;
+#else
+  (void)D;
+  return false;
+#endif
+}
 
 template <class K>
 void launch(K kernel, dim3 grid, size_t smem, const KParams& p, cudaStream_t stream) {
@@ -582,10 +531,7 @@ void fwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
     const char* v = std::getenv("LCX_ATTN_FWD_STAGES");
     return v && (v[0] == '1' || v[0] == '2') ? v[0] - '0' : 0;
   }();
-#ifdef LCX_HAVE_SM90A
-  // Hopper: the wgmma kernel (attention_sm90a.cu) at head dims 64 and 128.
-  if ((D == 64 || D == 128) && wgmma_on() && cc_major() == 9 && fwd_wgmma(p, D, grid, s)) return;
-#endif
+  if (wgmma_here(D) && fwd_wgmma(p, D, grid, s)) return;
   const bool one_stage = forced ? forced == 1 : D == 128 && cc_major() == 9;
   if (!one_stage && (int)fwd_smem(D, 2) <= max_smem_optin())
     launch(attn_fwd_kernel<D, 2>, grid, fwd_smem(D, 2), p, s);
@@ -604,7 +550,9 @@ void bwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
   KParams p = p0;
   set_fwd_lists(p, plan);
   const dim3 gq(plan.nqt, a.NH, a.B);
-  if ((int)dq_smem(D, 2) <= max_smem_optin())
+  const bool wg = wgmma_here(D);
+  if (wg && dq_wgmma(p, D, gq, s)) {
+  } else if ((int)dq_smem(D, 2) <= max_smem_optin())
     launch(attn_dq_kernel<D, 2>, gq, dq_smem(D, 2), p, s);
   else
     launch(attn_dq_kernel<D, 1>, gq, dq_smem(D, 1), p, s);
@@ -614,7 +562,8 @@ void bwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
   p.gblk = reinterpret_cast<const int4*>(plan.d[kGrpBlk]);
   p.ntiles = plan.ngroups;
   const dim3 gk(plan.ngroups, a.NH, a.B);
-  if ((int)dkv_smem(D, 2) <= max_smem_optin())
+  if (wg && dkv_wgmma(p, D, gk, s)) {
+  } else if ((int)dkv_smem(D, 2) <= max_smem_optin())
     launch(attn_dkv_kernel<D, 2>, gk, dkv_smem(D, 2), p, s);
   else
     launch(attn_dkv_kernel<D, 1>, gk, dkv_smem(D, 1), p, s);
@@ -624,14 +573,7 @@ void bwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
 
 void attention_set_wgmma(bool on) { wgmma_flag() = on; }
 
-bool attention_wgmma_active(int hs) {
-#ifdef LCX_HAVE_SM90A
-  return (hs == 64 || hs == 128) && wgmma_on() && cc_major() == 9;
-#else
-  (void)hs;
-  return false;
-#endif
-}
+bool attention_wgmma_active(int hs) { return wgmma_here(hs); }
 
 bool attention_head_dim_supported(int hs) { return hs == 32 || hs == 64 || hs == 96 || hs == 128; }
 

@@ -78,9 +78,9 @@ struct AttnArgs {
 };
 
 bool attention_head_dim_supported(int hs);
-// The forward on Hopper (sm_90) runs a wgmma kernel at head dims 64 and 128 when the build has
-// it (attention_sm90a.cu); LCX_ATTN_WGMMA=0 at start, or attention_set_wgmma(false), keeps the
-// mma.sync kernel (tests compare both). attention_wgmma_active: would it run here for hs.
+// On Hopper (sm_90) the forward and backward run wgmma kernels at head dims 64 and 128 when the
+// build has them (attention_sm90a.cu); LCX_ATTN_WGMMA=0 at start, or attention_set_wgmma(false),
+// keeps the mma.sync kernels (tests compare both). attention_wgmma_active: would they run here.
 void attention_set_wgmma(bool on);
 bool attention_wgmma_active(int hs);
 void attention_forward(const AttnArgs& a, const AttnPattern& pat, const AttnPlan& plan,

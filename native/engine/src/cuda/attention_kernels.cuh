@@ -294,8 +294,106 @@ __device__ __forceinline__ void fwd_store(const AttnArgs& a, const float (&o)[D 
   }
 }
 
-// The wgmma forward (attention_wgmma.cu, sm_90a only): false when this build or device has no
-// such kernel for head dim D (the caller then runs the mma.sync one).
+// ------------------------------------------------------------------------------------------
+// Backward pieces (same accumulator layout as the forward's).
+
+// dq: s (Q K^T) becomes dS = P (dp - dvec) without the softmax scale, P = exp2(s2 - lse2) and
+// 0 where the pattern masks (wb: this warp's pair bits of entry e, as in fwd_mask).
+template <bool FULL>
+__device__ __forceinline__ void dq_ds(float (&s)[8][4], const float (&dp)[8][4], const KParams& p,
+                                      int hl, int e, int wb, bool elem, int row0, int g, int t4,
+                                      const float (&lse)[2], const float (&dvr)[2],
+                                      const int32_t* seg) {
+#pragma unroll
+  for (int j = 0; j < 8; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int r = i >> 1;
+      float pv = exp2f(s[j][i] * p.scale_log2 - lse[r]);
+      if (FULL) {
+      } else if (!((wb >> (j >> 1)) & 1)) {
+        pv = 0.f;
+      } else if (elem) {
+        const int row = row0 + g + r * 8;
+        const int col = comp(p.blk[e], j >> 1) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
+        if (!allowed(p, hl, row, col, seg)) pv = 0.f;
+      }
+      s[j][i] = pv * (dp[j][i] - dvr[r]);
+    }
+}
+
+// dkv: for J n8 blocks of queries starting at qbase of the gathered query tile (rows = this
+// warp's 16 keys from key0), s (K Q^T) becomes P^T and dp (V dO^T) becomes dS^T; hb has one
+// bit per 16-query block from qbase, cL / cDv are the tile's lse2 and dvec.
+template <int J, bool FULL>
+__device__ __forceinline__ void dkv_ps(float (&s)[J][4], float (&dp)[J][4], const KParams& p, int hl,
+                                       int e, int hb, bool elem, int qbase, int key0, int g, int t4,
+                                       const float* cL, const float* cDv, const int32_t* seg) {
+#pragma unroll
+  for (int j = 0; j < J; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int ql = qbase + j * 8 + 2 * t4 + (i & 1);  // row of the gathered query tile
+      float pv = exp2f(s[j][i] * p.scale_log2 - cL[ql]);
+      if (FULL) {
+      } else if (!((hb >> (j >> 1)) & 1)) {
+        pv = 0.f;
+      } else if (elem) {
+        const int key = key0 + g + (i >> 1) * 8;
+        const int qi = comp(p.blk[e], ql / KB) * KB + (ql % KB);
+        if (!allowed(p, hl, qi, key, seg)) pv = 0.f;
+      }
+      s[j][i] = pv;
+      dp[j][i] = pv * (dp[j][i] - cDv[ql]);
+    }
+}
+
+// dQ = scale * dq for rows row0 + g, row0 + g + 8.
+template <int D>
+__device__ __forceinline__ void dq_store(const AttnArgs& a, const float (&dq)[D / 8][4], float scale,
+                                         int b, int h, int row0, int g, int t4) {
+  bf16* dqg = a.dq + b * a.dq_batch + h * D;
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int row = row0 + g + r * 8;
+    if (row >= a.Tq) continue;
+    bf16* out = dqg + (long long)row * a.dq_row;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+      *reinterpret_cast<__nv_bfloat162*>(out + n * 8 + 2 * t4) =
+          __floats2bfloat162_rn(dq[n][2 * r] * scale, dq[n][2 * r + 1] * scale);
+  }
+}
+
+// dK = scale * dk and dV = dv for keys key0 + g, key0 + g + 8 (key0 < 0: an empty block).
+template <int D>
+__device__ __forceinline__ void dkv_store(const AttnArgs& a, const float (&dk)[D / 8][4],
+                                          const float (&dv)[D / 8][4], float scale, int b, int h,
+                                          int key0, int g, int t4) {
+  if (key0 < 0) return;
+  bf16* dkg = a.dk + b * a.dkv_batch + h * D;
+  bf16* dvg = a.dv + b * a.dkv_batch + h * D;
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int key = key0 + g + r * 8;
+    if (key >= a.Tk) continue;
+    bf16* ko = dkg + (long long)key * a.dkv_row;
+    bf16* vo = dvg + (long long)key * a.dkv_row;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+      *reinterpret_cast<__nv_bfloat162*>(ko + n * 8 + 2 * t4) =
+          __floats2bfloat162_rn(dk[n][2 * r] * scale, dk[n][2 * r + 1] * scale);
+      *reinterpret_cast<__nv_bfloat162*>(vo + n * 8 + 2 * t4) =
+          __floats2bfloat162_rn(dv[n][2 * r], dv[n][2 * r + 1]);
+    }
+  }
+}
+
+// The wgmma kernels (attention_sm90a.cu, sm_90a only): false when this build or device has no
+// such kernel for head dim D (the caller then runs the mma.sync ones). dq / dkv take the
+// parameters of their launch (lists set as bwd_d sets them).
 bool fwd_wgmma(const KParams& p, int D, dim3 grid, cudaStream_t s);
+bool dq_wgmma(const KParams& p, int D, dim3 grid, cudaStream_t s);
+bool dkv_wgmma(const KParams& p, int D, dim3 grid, cudaStream_t s);
 
 }  // namespace lcx::cuda::attnk

@@ -1,20 +1,24 @@
-// Forward attention on Hopper's warpgroup MMA (wgmma, sm_90a only: this file is built for that
-// target alone, see native/CMakeLists.txt). Same plan, tiles, masks and online softmax as the
-// mma.sync kernel in attention.cu (attention_kernels.cuh); what changes is how the products run.
+// Attention on Hopper's warpgroup MMA (wgmma, sm_90a only: this file is built for that target
+// alone, see native/CMakeLists.txt): forward, dq and dkv. Same plans, tiles, masks, softmax and
+// stores as the mma.sync kernels in attention.cu (attention_kernels.cuh); what changes is how
+// the products run.
 //
-// One CTA = one warpgroup (4 warps) per 64-row query tile, as in attention.cu, so every pattern
-// and plan works unchanged. Each warp still owns 16 query rows: wgmma's accumulator gives warp w
-// of the warpgroup rows 16 w .. 16 w + 15 in mma.sync's m16n8 layout, so masking, softmax and the
-// output store are the mma.sync kernel's own code.
-// - S = Q K^T: wgmma m64n64k16, Q and K read by the tensor cores straight from shared memory (no
-//   ldmatrix into registers, no per-warp reload of K: mma.sync's 16-row products read each K
-//   fragment once per warp, i.e. 4 times per tile).
-// - O += P V: wgmma m64nDk16, P from registers (the S accumulator converted to bf16 is already
-//   in wgmma's A-fragment layout), V from shared memory as an N-major ("transposed") operand.
+// One CTA = one warpgroup (4 warps) per 64-row tile, as in attention.cu, so every pattern and
+// plan works unchanged. Each warp still owns 16 rows: wgmma's accumulator gives warp w of the
+// warpgroup rows 16 w .. 16 w + 15 in mma.sync's m16n8 layout, so the element-wise code is the
+// mma.sync kernels' own.
+// - Products with both operands in shared memory (S = Q K^T, dP = dO V^T, and their transposes
+//   in dkv) use wgmma m64n64k16 with K-major descriptors: the tensor cores read the tiles
+//   directly (no ldmatrix into registers; mma.sync's 16-row products read each B fragment
+//   once per warp, 4 times per tile).
+// - Products whose A is computed (P V, dS K, P^T dO, dS^T Q) use wgmma m64nDk16 with A from
+//   registers (a 64 x 64 accumulator rounded to bf16 is already in wgmma's A-fragment layout)
+//   and B as an N-major ("transposed") operand: the row-major [token][d] tile as it is.
 // Tiles are stored with the 128-byte swizzle wgmma reads (load_tile<D, true>): bank-conflict
 // free without padding. cp.async writes them (generic proxy), so each thread fences before the
 // barrier that publishes them to the tensor cores (async proxy).
-// Only head dims 64 and 128 (whole 128-byte rows); 32 and 96 keep the mma.sync kernel.
+// Only head dims 64 and 128 (whole 128-byte rows); 32 and 96 keep the mma.sync kernels.
+// H100, T = 8192, hd 128 (NOTES.md run 10): fwd 1.235 -> 0.768 ms, bwd 3.68 -> 2.06 ms.
 #include <cuda_bf16.h>
 
 #include <cstdlib>
@@ -42,6 +46,28 @@ __device__ __forceinline__ uint64_t sw128_desc(const bf16* p, uint32_t lead_byte
   const uint32_t a = smem_u32(p);
   return (uint64_t)((a & 0x3FFFF) >> 4) | (uint64_t)((lead_bytes >> 4) & 0x3FFF) << 16 |
          (uint64_t)((stride_bytes >> 4) & 0x3FFF) << 32 | 1ull << 62;
+}
+
+// K-major operand at k-step kk (16 columns): 32 bytes into the 128-byte rows of panel kk / 4.
+__device__ __forceinline__ uint64_t kmajor_desc(const bf16* tile, int kk) {
+  return sw128_desc(tile + (kk >> 2) * kPanel + (kk & 3) * 16, 16, 1024);
+}
+// N-major operand (rows = the k dimension) at k-step kk: 16 rows (2048 bytes) further.
+__device__ __forceinline__ uint64_t nmajor_desc(const bf16* tile, int kk) {
+  return sw128_desc(tile + kk * 16 * 64, kPanel * 2, 1024);
+}
+// bf16 A fragments of a 64 x 64 accumulator (k = its columns), in wgmma's register-A layout.
+__device__ __forceinline__ void to_a_frags(uint32_t (&fa)[4][4], const float (&s)[8][4]) {
+#pragma unroll
+  for (int kk = 0; kk < 4; kk++) {
+    fa[kk][0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
+    fa[kk][1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
+    fa[kk][2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+    fa[kk][3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+  }
+}
+__device__ __forceinline__ void fence_async_smem() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
 __device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -92,8 +118,9 @@ __device__ __forceinline__ void wgmma_n128_rs_tb(float (&d)[16][4], const uint32
 }
 #endif
 
+// d (64 x D) += A (registers) . B (16 x D, N-major): P V, dS K, P^T dO, dS^T Q.
 template <int D>
-__device__ __forceinline__ void wgmma_pv(float (&o)[D / 8][4], const uint32_t (&a)[4], uint64_t db) {
+__device__ __forceinline__ void wgmma_rs_t(float (&o)[D / 8][4], const uint32_t (&a)[4], uint64_t db) {
 #ifdef LCX_WGMMA_DEVICE
   if constexpr (D == 128) wgmma_n128_rs_tb(o, a, db, 1);
   else wgmma_n64_rs_tb(o, a, db, 1);
@@ -137,7 +164,7 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
   }
   cp_async_commit();
   cp_async_wait<1>();
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  fence_async_smem();
   __syncthreads();
   uint32_t qf[QREG ? KT : 1][4];
   if constexpr (QREG) {
@@ -165,15 +192,13 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
     const bf16* cK = sK + buf * TS;
     const bf16* cV = sV + buf * TS;
 
-    // S = Q K^T over D / 16 k-steps: step kk is 32 bytes into the 128-byte rows of panel kk / 4.
+    // S = Q K^T over D / 16 k-steps.
     wg_fence();
 #pragma unroll
     for (int kk = 0; kk < KT; kk++) {
-      const int off = (kk >> 2) * kPanel + (kk & 3) * 16;
-      const uint64_t db = sw128_desc(cK + off, 16, 1024);
 #ifdef LCX_WGMMA_DEVICE
-      if constexpr (QREG) wgmma_n64_rs(s, qf[kk], db, kk);
-      else wgmma_n64_ss(s, sw128_desc(sQ + off, 16, 1024), db, kk);
+      if constexpr (QREG) wgmma_n64_rs(s, qf[kk], kmajor_desc(cK, kk), kk);
+      else wgmma_n64_ss(s, kmajor_desc(sQ, kk), kmajor_desc(cK, kk), kk);
 #endif
     }
     wg_commit();
@@ -187,17 +212,11 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
 
     // O += P V over the tile's 64 keys: 4 k-steps of 16 keys (2048 bytes of V each).
     uint32_t pa[4][4];
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-      pa[kk][0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-      pa[kk][1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-      pa[kk][2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      pa[kk][3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-    }
+    to_a_frags(pa, s);
     pin(o);
     wg_fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; kk++) wgmma_pv<D>(o, pa[kk], sw128_desc(cV + kk * 16 * 64, kPanel * 2, 1024));
+    for (int kk = 0; kk < 4; kk++) wgmma_rs_t<D>(o, pa[kk], nmajor_desc(cV, kk));
     wg_commit();
     wg_wait_all();
     pin(o);
@@ -208,14 +227,212 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
 #endif
 }
 
-size_t wg_smem(int D, int stages) { return (size_t)(1 + 2 * stages) * TL * D * 2 + 1024; }
+// dq: per query tile, S = Q K^T and dP = dO V^T in one commit group (Q, dO, K, V all read from
+// shared memory), dS in registers (dq_ds), dQ += dS K with K as the N-major operand.
+template <int D, int STAGES>
+__global__ void __launch_bounds__(NTHREADS, 2) attn_dq_wgmma_kernel(const KParams p) {
+#ifdef LCX_WGMMA_DEVICE
+  constexpr int KT = D / 16, NT = D / 8, TS = TL * D;
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  bf16* sQ = reinterpret_cast<bf16*>(smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u));
+  bf16* sdO = sQ + TS;
+  bf16* sK = sdO + TS;
+  bf16* sV = sK + STAGES * TS;
+  const AttnArgs& a = p.a;
+  const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;  // heaviest first
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int hl = p.layout_heads > 1 ? h : 0;
+  const int li = (b * p.layout_heads + hl) * p.ntiles + qt;
+  const int e0 = p.off[li], e1 = p.off[li + 1];
+  const bf16* kg = a.k + b * a.kv_batch + h * D;
+  const bf16* vg = a.v + b * a.kv_batch + h * D;
+  const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
+  const int q0 = qt * TL;
 
-template <int D, int STAGES, bool QREG>
-bool launch_wg(const KParams& p, dim3 grid, cudaStream_t s) {
-  auto kernel = attn_fwd_wgmma_kernel<D, STAGES, QREG>;
-  const size_t smem = wg_smem(D, STAGES);
-  // No sm_90a image for this device (another GPU, or the driver cannot load it): report it,
-  // the caller runs the mma.sync kernel.
+  load_tile<D, true>(sQ, a.q + b * a.q_batch + h * D, a.q_row, contiguous_blocks(qt), a.Tq, tid);
+  load_tile<D, true>(sdO, a.dout + b * a.o_batch + h * D, a.o_row, contiguous_blocks(qt), a.Tq, tid);
+  cp_async_commit();
+  if (STAGES == 2 && e1 > e0) {
+    load_tile<D, true>(sK, kg, a.kv_row, p.blk[e0], a.Tk, tid);
+    load_tile<D, true>(sV, vg, a.kv_row, p.blk[e0], a.Tk, tid);
+  }
+  cp_async_commit();
+  // Rows past Tq get lse = +inf so that their P is exactly 0.
+  float lse[2], dvr[2];
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int row = q0 + warp * 16 + g + r * 8;
+    const long long idx = ((long long)b * a.NH + h) * a.Tq + row;
+    lse[r] = row < a.Tq ? a.lse[idx] : INFINITY;
+    dvr[r] = row < a.Tq ? a.dvec[idx] : 0.f;
+  }
+  cp_async_wait<1>();
+  fence_async_smem();
+  __syncthreads();
+
+  float dq[NT][4], s[8][4], dp[8][4];
+#pragma unroll
+  for (int n = 0; n < NT; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
+#pragma unroll
+  for (int j = 0; j < 8; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) s[j][i] = dp[j][i] = 0.f;
+
+  for (int e = e0; e < e1; e++) {
+    const int4 kb4 = p.blk[e];
+    const int fl = p.flags[e];
+    const int buf = stage_kv<D, STAGES, true>(sK, sV, kg, vg, p, e, e0, e1, kb4, tid);
+    const bf16* cK = sK + buf * TS;
+    const bf16* cV = sV + buf * TS;
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < KT; kk++) {
+      wgmma_n64_ss(s, kmajor_desc(sQ, kk), kmajor_desc(cK, kk), kk);
+      wgmma_n64_ss(dp, kmajor_desc(sdO, kk), kmajor_desc(cV, kk), kk);
+    }
+    wg_commit();
+    wg_wait_all();
+    pin(s);
+    pin(dp);
+    const int wb = (fl >> (warp * 4)) & 0xF;
+    const bool elem = fl & kElem;
+    if (wb == 0xF && !elem)
+      dq_ds<true>(s, dp, p, hl, e, wb, elem, q0 + warp * 16, g, t4, lse, dvr, seg);
+    else
+      dq_ds<false>(s, dp, p, hl, e, wb, elem, q0 + warp * 16, g, t4, lse, dvr, seg);
+    uint32_t da[4][4];
+    to_a_frags(da, s);
+    pin(dq);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) wgmma_rs_t<D>(dq, da[kk], nmajor_desc(cK, kk));
+    wg_commit();
+    wg_wait_all();
+    pin(dq);
+    __syncthreads();
+  }
+  cp_async_wait<0>();
+  dq_store<D>(a, dq, p.scale, b, h, q0 + warp * 16, g, t4);
+#endif
+}
+
+// dkv: per group of 4 key blocks (warp w owns block w: rows 16 w.. of the warpgroup's 64), over
+// the group's query tiles: S^T = K Q^T and dP^T = V dO^T, P^T and dS^T in registers (dkv_ps on
+// all 64 queries at once: no 32-query halves as in the mma.sync kernel, wgmma's operands do not
+// sit in registers), dV += P^T dO and dK += dS^T Q with dO and Q as N-major operands.
+template <int D, int STAGES>
+__global__ void __launch_bounds__(NTHREADS, 2) attn_dkv_wgmma_kernel(const KParams p) {
+#ifdef LCX_WGMMA_DEVICE
+  constexpr int KT = D / 16, NT = D / 8, TS = TL * D;
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  bf16* sK = reinterpret_cast<bf16*>(smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u));
+  bf16* sV = sK + TS;
+  bf16* sQ = sV + TS;
+  bf16* sdO = sQ + STAGES * TS;
+  float* sL = reinterpret_cast<float*>(sdO + STAGES * TS);
+  float* sDv = sL + STAGES * TL;
+  const AttnArgs& a = p.a;
+  const int gi = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;  // longest first
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int hl = p.layout_heads > 1 ? h : 0;
+  const int li = (b * p.layout_heads + hl) * p.ntiles + gi;
+  const int e0 = p.off[li], e1 = p.off[li + 1];
+  const int4 kb4 = p.gblk[li];
+  const int my_kb = comp(kb4, warp);
+  const bf16* qg = a.q + b * a.q_batch + h * D;
+  const bf16* dog = a.dout + b * a.o_batch + h * D;
+  const float* lseg = a.lse + ((long long)b * a.NH + h) * a.Tq;
+  const float* dvg = a.dvec + ((long long)b * a.NH + h) * a.Tq;
+  const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
+
+  auto load_q = [&](int stage, int4 qb4) {
+    load_tile<D, true>(sQ + stage * TS, qg, a.q_row, qb4, a.Tq, tid);
+    load_tile<D, true>(sdO + stage * TS, dog, a.o_row, qb4, a.Tq, tid);
+    load_vec64(sL + stage * TL, lseg, qb4, a.Tq, tid);
+    load_vec64(sDv + stage * TL, dvg, qb4, a.Tq, tid);
+  };
+  load_tile<D, true>(sK, a.k + b * a.kv_batch + h * D, a.kv_row, kb4, a.Tk, tid);
+  load_tile<D, true>(sV, a.v + b * a.kv_batch + h * D, a.kv_row, kb4, a.Tk, tid);
+  cp_async_commit();
+  if (STAGES == 2 && e1 > e0) load_q(0, p.blk[e0]);
+  cp_async_commit();
+
+  float dk[NT][4], dv[NT][4], s[8][4], dp[8][4];
+#pragma unroll
+  for (int n = 0; n < NT; n++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) dk[n][i] = dv[n][i] = 0.f;
+#pragma unroll
+  for (int j = 0; j < 8; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) s[j][i] = dp[j][i] = 0.f;
+
+  for (int e = e0; e < e1; e++) {
+    const int4 qb4 = p.blk[e];
+    const int fl = p.flags[e];
+    int buf = 0;
+    if (STAGES == 2) {
+      buf = (e - e0) & 1;
+      if (e + 1 < e1) load_q(buf ^ 1, p.blk[e + 1]);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      load_q(0, qb4);
+      cp_async_commit();
+      cp_async_wait<0>();
+    }
+    fence_async_smem();
+    __syncthreads();
+    const bf16* cQ = sQ + buf * TS;
+    const bf16* cdO = sdO + buf * TS;
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < KT; kk++) {
+      wgmma_n64_ss(s, kmajor_desc(sK, kk), kmajor_desc(cQ, kk), kk);
+      wgmma_n64_ss(dp, kmajor_desc(sV, kk), kmajor_desc(cdO, kk), kk);
+    }
+    wg_commit();
+    wg_wait_all();
+    pin(s);
+    pin(dp);
+    const bool elem = fl & kElem;
+    const int wb = (fl >> (warp * 4)) & 0xF;  // which of the 4 query blocks see my key block
+    const float* cL = sL + buf * TL;
+    const float* cDv = sDv + buf * TL;
+    if (wb == 0xF && !elem)
+      dkv_ps<8, true>(s, dp, p, hl, e, wb, elem, 0, my_kb * KB, g, t4, cL, cDv, seg);
+    else
+      dkv_ps<8, false>(s, dp, p, hl, e, wb, elem, 0, my_kb * KB, g, t4, cL, cDv, seg);
+    uint32_t pa[4][4], da[4][4];
+    to_a_frags(pa, s);
+    to_a_frags(da, dp);
+    pin(dv);
+    pin(dk);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+      wgmma_rs_t<D>(dv, pa[kk], nmajor_desc(cdO, kk));
+      wgmma_rs_t<D>(dk, da[kk], nmajor_desc(cQ, kk));
+    }
+    wg_commit();
+    wg_wait_all();
+    pin(dv);
+    pin(dk);
+    __syncthreads();
+  }
+  cp_async_wait<0>();
+  dkv_store<D>(a, dk, dv, p.scale, b, h, my_kb < 0 ? -1 : my_kb * KB, g, t4);
+#endif
+}
+
+// Shared memory of each kernel (+ 1 KB for the 1024-byte alignment of the swizzled panels).
+size_t fwd_smem(int D, int stages) { return (size_t)(1 + 2 * stages) * TL * D * 2 + 1024; }
+size_t dq_smem(int D, int stages) { return (size_t)(2 + 2 * stages) * TL * D * 2 + 1024; }
+size_t dkv_smem(int D, int stages) { return (size_t)(2 + 2 * stages) * TL * D * 2 + 2 * stages * TL * 4 + 1024; }
+
+// false when the device cannot run the kernel (no sm_90a image for it): the caller falls back.
+template <class K>
+bool launch_wg(K kernel, size_t smem, const KParams& p, dim3 grid, cudaStream_t s) {
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess) {
     (void)cudaGetLastError();
     return false;
@@ -234,16 +451,38 @@ int env_choice(const char* name, int fallback) {
 
 bool fwd_wgmma(const KParams& p, int D, dim3 grid, cudaStream_t s) {
   // Experiments (read once): LCX_ATTN_WGMMA_STAGES=1|2, LCX_ATTN_WGMMA_QREG=0|1.
-  static const int stages = env_choice("LCX_ATTN_WGMMA_STAGES", 1);
+  static const int st = env_choice("LCX_ATTN_WGMMA_STAGES", 1);
   static const bool qreg = env_choice("LCX_ATTN_WGMMA_QREG", 0) == 1;
-  if (D == 128) {
-    if (stages == 2) return qreg ? launch_wg<128, 2, true>(p, grid, s) : launch_wg<128, 2, false>(p, grid, s);
-    return qreg ? launch_wg<128, 1, true>(p, grid, s) : launch_wg<128, 1, false>(p, grid, s);
-  }
-  if (D == 64) {
-    if (stages == 2) return qreg ? launch_wg<64, 2, true>(p, grid, s) : launch_wg<64, 2, false>(p, grid, s);
-    return qreg ? launch_wg<64, 1, true>(p, grid, s) : launch_wg<64, 1, false>(p, grid, s);
-  }
+#define LCX_FWD(D_, S_, Q_) launch_wg(attn_fwd_wgmma_kernel<D_, S_, Q_>, fwd_smem(D_, S_), p, grid, s)
+  if (D == 128)
+    return st == 2 ? (qreg ? LCX_FWD(128, 2, true) : LCX_FWD(128, 2, false))
+                   : (qreg ? LCX_FWD(128, 1, true) : LCX_FWD(128, 1, false));
+  if (D == 64)
+    return st == 2 ? (qreg ? LCX_FWD(64, 2, true) : LCX_FWD(64, 2, false))
+                   : (qreg ? LCX_FWD(64, 1, true) : LCX_FWD(64, 1, false));
+#undef LCX_FWD
+  return false;
+}
+
+bool dq_wgmma(const KParams& p, int D, dim3 grid, cudaStream_t s) {
+  static const int st = env_choice("LCX_ATTN_WGMMA_DQ_STAGES", 2);  // 1 | 2
+  if (D == 128)
+    return st == 2 ? launch_wg(attn_dq_wgmma_kernel<128, 2>, dq_smem(128, 2), p, grid, s)
+                   : launch_wg(attn_dq_wgmma_kernel<128, 1>, dq_smem(128, 1), p, grid, s);
+  if (D == 64)
+    return st == 2 ? launch_wg(attn_dq_wgmma_kernel<64, 2>, dq_smem(64, 2), p, grid, s)
+                   : launch_wg(attn_dq_wgmma_kernel<64, 1>, dq_smem(64, 1), p, grid, s);
+  return false;
+}
+
+bool dkv_wgmma(const KParams& p, int D, dim3 grid, cudaStream_t s) {
+  static const int st = env_choice("LCX_ATTN_WGMMA_DKV_STAGES", 2);  // 1 | 2
+  if (D == 128)
+    return st == 2 ? launch_wg(attn_dkv_wgmma_kernel<128, 2>, dkv_smem(128, 2), p, grid, s)
+                   : launch_wg(attn_dkv_wgmma_kernel<128, 1>, dkv_smem(128, 1), p, grid, s);
+  if (D == 64)
+    return st == 2 ? launch_wg(attn_dkv_wgmma_kernel<64, 2>, dkv_smem(64, 2), p, grid, s)
+                   : launch_wg(attn_dkv_wgmma_kernel<64, 1>, dkv_smem(64, 1), p, grid, s);
   return false;
 }
 
