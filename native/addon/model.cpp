@@ -480,7 +480,7 @@ class Model : public Napi::ObjectWrap<Model> {
     Napi::Env env = info.Env();
     auto core = live(env);
     // AdamW defaults of GPT-2 fine-tuning; every field can be overridden.
-    lcx_train_config tc{0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 0, 0, 0};
+    lcx_train_config tc{0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 0, 0, 0, 0};
     if (info[0].IsObject()) {
       Napi::Object o = info[0].As<Napi::Object>();
       auto num = [&](const char* key, float& dst) {
@@ -500,6 +500,13 @@ class Model : public Napi::ObjectWrap<Model> {
         if (s == "fp32") tc.master_dtype = 0;
         else if (s == "bf16") tc.master_dtype = 1;
         else throw_arg(env, "masterDtype must be 'fp32' or 'bf16', got '" + s + "'");
+      }
+      Napi::Value gd = o.Get("gradDtype");
+      if (!gd.IsUndefined()) {
+        std::string s = get_string(env, gd, "gradDtype");
+        if (s == "fp32") tc.grad_dtype = 0;
+        else if (s == "bf16") tc.grad_dtype = 1;
+        else throw_arg(env, "gradDtype must be 'fp32' or 'bf16', got '" + s + "'");
       }
       tc.seed = get_seed(env, o.Get("seed"));
     } else if (!info[0].IsUndefined()) {

@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
       const lcx::Batch batch{tokens.data(), targets.data(), nullptr, p.B, p.T};
       auto be = lcx::make_cpu_backend(c);
       be->set_params(params.data());
-      be->train_init(lcx_train_config{0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 0, 0, 0});
+      be->train_init(lcx_train_config{0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 0, 0, 0, 0});
       step_ms(*be, batch);  // warm-up: allocates activations
       std::vector<double> ms;
       for (int i = 0; i < steps; i++) ms.push_back(step_ms(*be, batch));

@@ -10,7 +10,8 @@ the device (torch, no matplotlib) and on a development machine.
 
 Logs read (any may be missing; the rows that need it then say "not measured in this call"):
   gpu.txt                 nvidia-smi's name line
-  bench.json              gpu_train_bench --json
+  bench.json              gpu_train_bench --json (rows say their gradient dtype, "grads"; files
+                          from before bf16 gradients have none: fp32)
   anchor.log              torch_anchor.py train: one JSON line per length
   test_cuda_attention.log the kernel timing table at its end
   sdpa.log                PyTorch SDPA on the same shapes: JSON lines
@@ -165,13 +166,15 @@ def flops_per_token(model, T):
     return 6 * (L * (3 * C * C + C * C + 2 * C * F) + V * C) + 6.0 * L * T * C
 
 
-def fixed_state_gib(model, T):
+def fixed_state_gib(model, T, grads="fp32"):
     """fp32 weights, gradients and AdamW m, v (16 bytes per parameter) with T position rows:
-    what any fp32-master trainer holds before a single activation."""
+    what any fp32-master trainer holds before a single activation. grads "bf16": the layer
+    matrices' gradients in bf16 (2 bytes less for each of their parameters)."""
     C, L, V = model["n_embd"], model["layers"], model["vocab"]
     F = 4 * C
     params = V * C + T * C + L * (4 * C + 3 * C * C + 3 * C + C * C + C + F * C + F + F * C + C) + 2 * C
-    return 16 * params / 2**30
+    matrices = L * (4 * C * C + 2 * C * F)
+    return (16 * params - (2 * matrices if grads == "bf16" else 0)) / 2**30
 
 
 # ---- SVG (by hand: no plotting library on the device)
@@ -378,16 +381,35 @@ def build(dirs):
         a = anchor.get(T)
         if T in dense and a:
             r = dense[T]["peak_mapped_gib"] / a["peak_reserved_gib"]
-            fixed = fixed_state_gib(model, T)
-            # Where the fp32 state alone exceeds the target, no fp32-master scheme can pass: say so.
-            floor = (f"; fp32 weights + gradients + AdamW alone {fixed:.2f} GiB = {fixed / a['peak_reserved_gib']:.2f}x"
+            grads = dense[T].get("grads", "fp32")
+            fixed = fixed_state_gib(model, T, grads)
+            # Where the fixed state alone exceeds the target, no scheme with these dtypes can pass: say so.
+            state = "gradients" if grads == "fp32" else f"{grads} matrix gradients"
+            floor = (f"; fp32 weights + {state} + AdamW alone {fixed:.2f} GiB = {fixed / a['peak_reserved_gib']:.2f}x"
                      if fixed > STANDARD_VS_ANCHOR_RESERVED * a["peak_reserved_gib"] else "")
-            add(5, target, f"{dense[T]['peak_mapped_gib']:.2f} GiB",
+            add(5, target, f"{dense[T]['peak_mapped_gib']:.2f} GiB" + (f" ({grads} matrix gradients)" if grads != "fp32" else ""),
                 f"{a['peak_reserved_gib']:.2f} GiB (allocated {a['peak_alloc_gib']:.2f}){floor}", f"{r:.2f}x",
                 r <= STANDARD_VS_ANCHOR_RESERVED, uses_bench=True)
         else:
             eng = f"{dense[T]['peak_mapped_gib']:.2f} GiB" if T in dense else why(bench_why)
             add(5, target, eng, f"{a['peak_reserved_gib']:.2f} GiB" if a else why(anchor_why), "", None)
+    # The standard mode's bf16 gradients cost precision: their loss run against fp32 gradients',
+    # the lean row's criterion. Benches from before bf16 gradients have no such run and no row.
+    standard_grads = next((r["grads"] for r in (bench or {}).get("dense", []) if "grads" in r), "fp32")
+    g = (lc or {}).get("bf16_grads", {})
+    target = "bf16 gradients' effect on loss"
+    if g.get("curve") and lc.get("fp32", {}).get("curve"):
+        f = lc["fp32"]
+        rel = (g["mean_last20"] - f["mean_last20"]) / f["mean_last20"]
+        learned = all(x["first"] - x["mean_last20"] >= LOSS_LEARNED_NATS for x in (f, g))
+        add(5, f"{target} over {lc['steps']} steps at T={lc['T']} (shown; mark: both learn, the last-20 mean "
+               f"within {pct(LOSS_REL_TOLERANCE)} of fp32 gradients')",
+            f"bf16 matrix gradients {g['first']:.3f} -> {g['mean_last20']:.3f}",
+            f"fp32 gradients {f['first']:.3f} -> {f['mean_last20']:.3f}",
+            f"{100 * rel:+.2f}%, max step diff {g['max_abs_diff_vs_fp32']:.3f}", learned and abs(rel) <= LOSS_REL_TOLERANCE,
+            uses_bench=True)
+    elif standard_grads != "fp32":
+        add(5, f"{target} over 200 steps", why(bench_why), "", "", None)
 
     # 6. inference
     ll_note = why(llama_why)
@@ -440,8 +462,12 @@ def build(dirs):
     for r in batched:
         lines.append(f"\nDense at {r['T']} x batch {r['batch']}: {n0(r['tok_s'])} tokens/s, MFU {pct(r['mfu'])}, "
                      f"{r['peak_mapped_gib']:.2f} GiB peak.")
+    if standard_grads != "fp32":
+        lines.append(f"\nDense and sparse rows: standard mode, fp32 master weights with {standard_grads} gradients of the "
+                     "layer matrices (every step is one micro-batch).")
     if lean:
-        lines.append(f"\nLean mode at {lean['T']}: {n0(lean['tok_s'])} tokens/s, {lean['peak_mapped_gib']:.2f} GiB peak.")
+        grads = f" ({lean['grads']} gradients)" if "grads" in lean else ""
+        lines.append(f"\nLean mode at {lean['T']}{grads}: {n0(lean['tok_s'])} tokens/s, {lean['peak_mapped_gib']:.2f} GiB peak.")
     mix = (bench or {}).get("mix")
     if mix and (mix["expandable"][1] or mix["classic"][1]):
         L = mix.get("lengths", [2048, 4096, 8192])
@@ -481,18 +507,28 @@ def build(dirs):
 
     # loss curves
     if lc and lc.get("fp32", {}).get("curve") and lc.get("lean", {}).get("curve"):
-        f, l = lc["fp32"], lc["lean"]
-        lines.append(f"\n## Lean mode's effect on loss ({lc['steps']} steps, T={lc['T']}, lr {lc['lr']:g} after {lc['warmup_steps']} "
+        f, l, g = lc["fp32"], lc["lean"], lc.get("bf16_grads", {})
+        # (master weights, gradients, run, plot label, dashed); runs from before bf16 gradients
+        # had fp32 gradients and no bf16-gradient run
+        runs = [("fp32", f.get("grads", "fp32"), f, "fp32 master", False)]
+        if g.get("curve"):
+            runs.append(("fp32", "bf16 (layer matrices)", g, "fp32 master, bf16 matrix gradients", True))
+        runs.append(("bf16 + stochastic rounding (lean)", l.get("grads", "fp32"), l, "bf16 master + SR (lean)", True))
+        what = "Lean mode's and bf16 gradients' effect on loss" if g.get("curve") else "Lean mode's effect on loss"
+        lines.append(f"\n## {what} ({lc['steps']} steps, T={lc['T']}, lr {lc['lr']:g} after {lc['warmup_steps']} "
                      f"warm-up steps, same seed and data; corpus: {lc['corpus']})\n")
-        lines.append("| master weights | first | last | mean of last 20 |")
-        lines.append("| --- | --- | --- | --- |")
-        for name, x in (("fp32", f), ("bf16 + stochastic rounding (lean)", l)):
-            lines.append(f"| {name} | {x['first']:.4f} | {x['last']:.4f} | {x['mean_last20']:.4f} |")
-        lines.append(f"\nLargest per-step difference {lc['max_abs_diff']:.4f}. Plot: `loss.svg`.")
+        lines.append("| master weights | gradients | first | last | mean of last 20 |")
+        lines.append("| --- | --- | --- | --- | --- |")
+        for master, grads, x, _, _ in runs:
+            lines.append(f"| {master} | {grads} | {x['first']:.4f} | {x['last']:.4f} | {x['mean_last20']:.4f} |")
+        diffs = f"lean vs fp32 {lc['max_abs_diff']:.4f}"
+        if g.get("curve"):
+            diffs += f", bf16 gradients vs fp32 {g['max_abs_diff_vs_fp32']:.4f}"
+        lines.append(f"\nLargest per-step difference: {diffs}. Plot: `loss.svg`.")
         steps, _ = nice_ticks(0, len(f["curve"]))
-        body = line_chart(0, 0, 620, 380, "Training loss: fp32 master vs lean", "step", "loss (nats)",
-                          [("fp32 master", list(enumerate(f["curve"])), False),
-                           ("bf16 master + SR (lean)", list(enumerate(l["curve"])), True)],
+        title = "Training loss: fp32 / bf16 gradients vs lean" if g.get("curve") else "Training loss: fp32 master vs lean"
+        body = line_chart(0, 0, 620, 380, title, "step", "loss (nats)",
+                          [(label, list(enumerate(x["curve"])), dashed) for _, _, x, label, dashed in runs],
                           [(int(x), str(int(x))) for x in steps], ymin=None)
         svgs["loss.svg"] = svg(620, 380, body)
 

@@ -1,16 +1,20 @@
 // GPU training benchmark (not a test): the ruGPT3XL-sized model (24 x 2048, 16 heads, head size
-// 128, vocab 50264, ~1.33B parameters), full fine-tuning, batch 1 (and 4, 6 at 2048), through
+// 128, vocab 50264, ~1.33B parameters), full fine-tuning, batch 1 (and 4, 6, 8 at 2048), through
 // the C API exactly as the app drives it. Parts (all by default, --parts picks some):
-//   dense   create at 2048 positions, train, extend positions by tiling to 4096, 8192, 16384,
+//   dense   standard mode (fp32 master weights, bf16 gradients of the layer matrices: every step
+//           here is one micro-batch, as the app runs it then): create at 2048 positions, train,
+//           extend positions by tiling to 4096, 8192, 16384,
 //           training at each: tokens/s, step time, MFU, peak memory per length; at 2048 also
-//           batches 4 and 6 (the anchor's best at 2048 is a compiled batch-1 run, its batch-4
+//           batches 4, 6 and 8 (the anchor's best at 2048 is a compiled batch-1 run, its batch-4
 //           run reserved 25.3 GiB); at 2k/4k/8k also a 60/40 mix of long/short examples (the allocator's
 //           expandable-mode peak).
 //   sparse  the same lengths with the ruGPT3XL pattern (even layers block-sparse, odd dense).
-//   lean    bf16 master weights + stochastic rounding at 8192: tokens/s and peak memory.
+//   lean    bf16 master weights + stochastic rounding (fp32 gradients, as in earlier runs) at
+//           8192: tokens/s and peak memory.
 //   alloc   the 2k -> 4k -> 8k mix again with the classic allocator (mapped vs allocated).
-//   loss    fp32 master vs lean, same seed, same data, 200 steps at 2048 on a learnable
-//           synthetic corpus: both loss curves.
+//   loss    fp32 master with fp32 gradients, fp32 master with bf16 matrix gradients, and lean
+//           (fp32 gradients), same seed, same data, 200 steps at 2048 on a learnable synthetic
+//           corpus: the three loss curves.
 // Writes everything measured so far to --json after each part, so a call that runs out of time
 // still leaves the finished parts (native/bench/gpu_report.py reads the file).
 //
@@ -73,7 +77,7 @@ struct Setup {
   size_t mix_stages = 3;  // the long/short mix at 2k/4k/8k only: classic mode at 16k would not fit
   // Extra batches timed at lengths[0] (dense only): the anchor's batch-4 run at 2048 reserved
   // 25.3 GiB (DEVICE.md), and the issue allows any batch that fits the anchor's memory.
-  std::vector<int> first_batches = {4, 6};
+  std::vector<int> first_batches = {4, 6, 8};
   int lean_T = 8192;
   int loss_T = 2048;
   int loss_steps = 200;
@@ -107,7 +111,12 @@ lcx_config model_config(const Setup& s, int n_positions, bool alternating_sparse
   return c;
 }
 
-lcx_train_config train_cfg(int master) {
+// Standard mode as the app runs a step of one micro-batch: bf16 gradients of the layer matrices
+// (lcx_train_config.grad_dtype = 1). Every step of the dense, sparse and allocator runs is one
+// forward_backward (batch 1, 4 or 6 rows), so they all use it.
+constexpr int kStandardGrads = 1;
+
+lcx_train_config train_cfg(int master, int grads) {
   lcx_train_config t{};
   t.beta1 = 0.9f;
   t.beta2 = 0.999f;  // torch AdamW defaults, as the anchor
@@ -116,6 +125,7 @@ lcx_train_config train_cfg(int master) {
   t.grad_clip = 1.0f;
   t.recompute = 1;
   t.master_dtype = master;
+  t.grad_dtype = grads;
   t.seed = 1;
   return t;
 }
@@ -126,11 +136,11 @@ struct ModelDeleter {
 };
 using ModelPtr = std::unique_ptr<lcx_model, ModelDeleter>;
 
-bool create(const Setup& s, const lcx_config& cfg, int master, ModelPtr* out) {
+bool create(const Setup& s, const lcx_config& cfg, int master, int grads, ModelPtr* out) {
   lcx_model* m = nullptr;
   OK(lcx_model_create(&cfg, 1, s.backend, &m));
   out->reset(m);
-  const lcx_train_config tc = train_cfg(master);
+  const lcx_train_config tc = train_cfg(master, grads);
   OK(lcx_train_init(m, &tc));
   return true;
 }
@@ -195,7 +205,7 @@ double flops_per_token(const lcx_config& c, int T) {
 }
 
 struct Row {
-  int T = 0, batch = 1;
+  int T = 0, batch = 1, grads = 0;  // grads: lcx_train_config.grad_dtype
   double tok_s = 0, step_ms = 0, mfu = 0;  // mfu only for all-dense models (sparse does less work)
   double peak_mapped = 0, peak_alloc = 0;  // since the start of this length's timed steps
 };
@@ -238,7 +248,7 @@ bool scaling(const Setup& s, bool alternating_sparse, bool expandable, bool time
   if (s.backend == LCX_BACKEND_CUDA) OK(lcx_cuda_set_allocator(expandable ? 1 : 0));
   lcx_config cfg = model_config(s, s.lengths[0], alternating_sparse);
   ModelPtr m;
-  if (!create(s, cfg, 0, &m)) return false;
+  if (!create(s, cfg, 0, kStandardGrads, &m)) return false;
   Rng rng{alternating_sparse ? 7ULL : 42ULL};
   const int short_min = s.lengths[0] / 8, short_max = s.lengths[0];
   for (size_t k = 0; k < s.lengths.size(); k++) {
@@ -250,6 +260,7 @@ bool scaling(const Setup& s, bool alternating_sparse, bool expandable, bool time
     }
     if (timed) {
       Row r;
+      r.grads = kStandardGrads;
       if (!timed_steps(m.get(), cfg, T, 8, 2, rng, &r)) return false;
       if (!alternating_sparse) r.mfu = r.tok_s * flops_per_token(cfg, T) / kPeakFlops;
       rows->push_back(r);
@@ -274,6 +285,7 @@ bool scaling(const Setup& s, bool alternating_sparse, bool expandable, bool time
     if (timed && k == 0 && !alternating_sparse)
       for (int B : s.first_batches) {
         Row rb;
+        rb.grads = kStandardGrads;
         if (!timed_steps(m.get(), cfg, T, 6, 2, rng, &rb, B)) return false;
         rb.mfu = rb.tok_s * flops_per_token(cfg, T) / kPeakFlops;
         rows->push_back(rb);
@@ -288,7 +300,7 @@ bool lean_speed(const Setup& s, Row* r) {
   if (s.backend == LCX_BACKEND_CUDA) OK(lcx_cuda_set_allocator(1));
   const lcx_config cfg = model_config(s, s.lean_T, false);
   ModelPtr m;
-  if (!create(s, cfg, 1, &m)) return false;
+  if (!create(s, cfg, 1, 0, &m)) return false;
   Rng rng{11};
   if (!timed_steps(m.get(), cfg, s.lean_T, 5, 1, rng, r)) return false;
   r->mfu = r->tok_s * flops_per_token(cfg, s.lean_T) / kPeakFlops;
@@ -296,12 +308,13 @@ bool lean_speed(const Setup& s, Row* r) {
 }
 
 // loss_steps steps on the Markov corpus, linear warm-up then constant lr; same model seed and
-// same data for both master precisions.
-bool loss_curve(const Setup& s, int master, std::vector<float>* curve) {
+// same data for every master / gradient precision.
+bool loss_curve(const Setup& s, int master, int grads, std::vector<float>* curve) {
   if (s.backend == LCX_BACKEND_CUDA) OK(lcx_cuda_set_allocator(1));
   const lcx_config cfg = model_config(s, s.loss_T, false);
   ModelPtr m;
-  if (!create(s, cfg, master, &m)) return false;
+  if (!create(s, cfg, master, grads, &m)) return false;
+  const char* label = master ? "lean" : grads ? "bf16 grads" : "fp32";
   const MarkovCorpus corpus(cfg.vocab_size, 2026);
   Rng data{99};
   for (int i = 0; i < s.loss_steps; i++) {
@@ -311,10 +324,16 @@ bool loss_curve(const Setup& s, int master, std::vector<float>* curve) {
     if (!train_step(m.get(), corpus.sequence(data, s.loss_T), lr, &loss, &ms)) return false;
     curve->push_back(loss);
     if (i % 50 == 0 || i + 1 == s.loss_steps)
-      std::printf("  %s step %d loss %.4f (%.0f ms)\n", master ? "lean" : "fp32", i, loss, ms);
+      std::printf("  %s step %d loss %.4f (%.0f ms)\n", label, i, loss, ms);
   }
   std::fflush(stdout);
   return true;
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); i++) d = std::max(d, (double)std::fabs(a[i] - b[i]));
+  return d;
 }
 
 double mean_last(const std::vector<float>& v, size_t n) {
@@ -336,15 +355,18 @@ std::string quoted(const std::string& s) {
   return o + "\"";
 }
 
+const char* grads_name(int grads) { return grads ? "bf16" : "fp32"; }
+
 std::string rows_json(const std::vector<Row>& rows) {
   std::string o = "[";
   char buf[256];
   for (size_t i = 0; i < rows.size(); i++) {
     const Row& r = rows[i];
     std::snprintf(buf, sizeof buf,
-                  "%s{\"T\": %d, \"batch\": %d, \"tok_s\": %.1f, \"step_ms\": %.2f, \"mfu\": %.4f, "
-                  "\"peak_mapped_gib\": %.3f, \"peak_alloc_gib\": %.3f}",
-                  i ? ", " : "", r.T, r.batch, r.tok_s, r.step_ms, r.mfu, r.peak_mapped, r.peak_alloc);
+                  "%s{\"T\": %d, \"batch\": %d, \"grads\": \"%s\", \"tok_s\": %.1f, \"step_ms\": %.2f, "
+                  "\"mfu\": %.4f, \"peak_mapped_gib\": %.3f, \"peak_alloc_gib\": %.3f}",
+                  i ? ", " : "", r.T, r.batch, grads_name(r.grads), r.tok_s, r.step_ms, r.mfu, r.peak_mapped,
+                  r.peak_alloc);
     o += buf;
   }
   return o + "]";
@@ -364,7 +386,7 @@ struct Results {
   std::vector<Row> dense, sparse;
   Row lean;
   MixPeak mix_expandable, mix_classic;
-  std::vector<float> loss_fp32, loss_lean;
+  std::vector<float> loss_fp32, loss_bf16_grads, loss_lean;
   std::vector<std::string> done;  // parts that finished
 };
 
@@ -382,8 +404,8 @@ void write_json(const char* path, const Setup& s, const Results& r) {
   for (size_t i = 0; i < r.done.size(); i++) o += (i ? ", " : "") + quoted(r.done[i]);
   o += "],\n \"dense\": " + rows_json(r.dense) + ",\n \"sparse\": " + rows_json(r.sparse) + ",\n";
   if (r.lean.T) {
-    std::snprintf(buf, sizeof buf, " \"lean\": {\"T\": %d, \"tok_s\": %.1f, \"mfu\": %.4f, \"peak_mapped_gib\": %.3f, \"peak_alloc_gib\": %.3f},\n",
-                  r.lean.T, r.lean.tok_s, r.lean.mfu, r.lean.peak_mapped, r.lean.peak_alloc);
+    std::snprintf(buf, sizeof buf, " \"lean\": {\"T\": %d, \"grads\": \"%s\", \"tok_s\": %.1f, \"mfu\": %.4f, \"peak_mapped_gib\": %.3f, \"peak_alloc_gib\": %.3f},\n",
+                  r.lean.T, grads_name(r.lean.grads), r.lean.tok_s, r.lean.mfu, r.lean.peak_mapped, r.lean.peak_alloc);
     o += buf;
   }
   std::snprintf(buf, sizeof buf,
@@ -391,22 +413,28 @@ void write_json(const char* path, const Setup& s, const Results& r) {
                 s.lengths[0], s.lengths[1], s.lengths[2], r.mix_expandable.mapped, r.mix_expandable.alloc,
                 r.mix_classic.mapped, r.mix_classic.alloc);
   o += buf;
-  if (!r.loss_fp32.empty() || !r.loss_lean.empty()) {
-    double max_diff = 0;
-    for (size_t i = 0; i < std::min(r.loss_fp32.size(), r.loss_lean.size()); i++)
-      max_diff = std::max(max_diff, (double)std::fabs(r.loss_fp32[i] - r.loss_lean[i]));
+  if (!r.loss_fp32.empty() || !r.loss_bf16_grads.empty() || !r.loss_lean.empty()) {
     std::snprintf(buf, sizeof buf,
                   " \"loss_compare\": {\"T\": %d, \"steps\": %d, \"lr\": %g, \"warmup_steps\": %d, "
                   "\"corpus\": \"Markov chain, 1024 states x 4 successors (.55/.25/.12/.08), entropy 1.13 nats\", "
                   "\"max_abs_diff\": %.4f,\n",
-                  s.loss_T, s.loss_steps, s.loss_lr, s.loss_warmup, max_diff);
+                  s.loss_T, s.loss_steps, s.loss_lr, s.loss_warmup, max_abs_diff(r.loss_fp32, r.loss_lean));
     o += buf;
-    for (int lean = 0; lean < 2; lean++) {
-      const std::vector<float>& v = lean ? r.loss_lean : r.loss_fp32;
-      std::snprintf(buf, sizeof buf, "  \"%s\": {\"first\": %.4f, \"last\": %.4f, \"mean_last20\": %.4f, \"curve\": ",
-                    lean ? "lean" : "fp32", v.empty() ? 0.0 : v.front(), v.empty() ? 0.0 : v.back(),
-                    mean_last(v, 20));
-      o += buf + curve_json(v) + (lean ? "}},\n" : "},\n");
+    // max_abs_diff above: lean vs fp32 (as before the bf16-gradient run); each run's own vs fp32.
+    struct Run {
+      const char* key;
+      int grads;
+      const std::vector<float>& curve;
+    };
+    const Run runs[] = {{"fp32", 0, r.loss_fp32}, {"bf16_grads", 1, r.loss_bf16_grads}, {"lean", 0, r.loss_lean}};
+    for (int k = 0; k < 3; k++) {
+      const std::vector<float>& v = runs[k].curve;
+      std::snprintf(buf, sizeof buf,
+                    "  \"%s\": {\"grads\": \"%s\", \"first\": %.4f, \"last\": %.4f, \"mean_last20\": %.4f, "
+                    "\"max_abs_diff_vs_fp32\": %.4f, \"curve\": ",
+                    runs[k].key, grads_name(runs[k].grads), v.empty() ? 0.0 : v.front(), v.empty() ? 0.0 : v.back(),
+                    mean_last(v, 20), max_abs_diff(r.loss_fp32, v));
+      o += buf + curve_json(v) + (k == 2 ? "}},\n" : "},\n");
     }
   }
   o += " \"errors\": [";
@@ -433,7 +461,7 @@ void print_rows(const char* title, const std::vector<Row>& rows) {
 bool profile_step(const Setup& s, int T, int B, bool alternating_sparse) {
   const lcx_config cfg = model_config(s, T, alternating_sparse);
   ModelPtr m;
-  if (!create(s, cfg, 0, &m)) return false;
+  if (!create(s, cfg, 0, kStandardGrads, &m)) return false;
   Rng rng{5};
   Row r;
   if (!timed_steps(m.get(), cfg, T, 3, 1, rng, &r, B)) return false;
@@ -492,15 +520,15 @@ int main(int argc, char** argv) {
   };
 
   if (s.wants("dense")) {
-    std::printf("dense, fp32 master, positions grown by tiling:\n");
+    std::printf("dense, fp32 master + bf16 matrix gradients, positions grown by tiling:\n");
     finished("dense", scaling(s, false, true, true, &r.dense, &r.mix_expandable));
   }
   if (s.wants("lean")) {
-    std::printf("lean mode (bf16 master + stochastic rounding) at T=%d:\n", s.lean_T);
+    std::printf("lean mode (bf16 master + stochastic rounding, fp32 gradients) at T=%d:\n", s.lean_T);
     finished("lean", lean_speed(s, &r.lean));
   }
   if (s.wants("sparse")) {
-    std::printf("alternating sparse/dense (ruGPT3XL pattern), fp32 master:\n");
+    std::printf("alternating sparse/dense (ruGPT3XL pattern), fp32 master + bf16 matrix gradients:\n");
     finished("sparse", scaling(s, true, true, true, &r.sparse, nullptr));
   }
   if (s.wants("alloc") && s.backend == LCX_BACKEND_CUDA) {
@@ -508,13 +536,15 @@ int main(int argc, char** argv) {
     finished("alloc", scaling(s, false, false, false, nullptr, &r.mix_classic));
   }
   if (s.wants("loss") && s.loss_steps > 0) {
-    std::printf("loss, fp32 master vs lean: %d steps at T=%d, Markov corpus\n", s.loss_steps, s.loss_T);
-    const bool ok = loss_curve(s, 0, &r.loss_fp32) && loss_curve(s, 1, &r.loss_lean);
+    std::printf("loss, fp32 master with fp32 / bf16 gradients vs lean: %d steps at T=%d, Markov corpus\n",
+                s.loss_steps, s.loss_T);
+    const bool ok = loss_curve(s, 0, 0, &r.loss_fp32) && loss_curve(s, 0, 1, &r.loss_bf16_grads) &&
+                    loss_curve(s, 1, 0, &r.loss_lean);
     finished("loss", ok);
   }
 
   std::printf("\n");
-  print_rows("dense (fp32 master):", r.dense);
+  print_rows("dense (fp32 master, bf16 matrix gradients):", r.dense);
   print_rows("alternating sparse/dense:", r.sparse);
   if (r.lean.T)
     std::printf("lean mode (bf16 master + SR) T=%d: %.0f tokens/s, peak mapped %.2f GiB\n", r.lean.T,
@@ -527,9 +557,11 @@ int main(int argc, char** argv) {
         std::printf("  %-10s peak mapped %.2f GiB, peak allocated %.2f GiB (overhead %.1f%%)\n", name,
                     mp.mapped, mp.alloc, 100 * (mp.mapped / mp.alloc - 1));
   }
-  if (!r.loss_fp32.empty() && !r.loss_lean.empty())
-    std::printf("loss over %d steps: fp32 %.3f -> %.3f (last 20: %.3f), lean %.3f -> %.3f (last 20: %.3f)\n",
+  if (!r.loss_fp32.empty() && !r.loss_bf16_grads.empty() && !r.loss_lean.empty())
+    std::printf("loss over %d steps: fp32 %.3f -> %.3f (last 20: %.3f), bf16 grads %.3f -> %.3f (last 20: %.3f), "
+                "lean %.3f -> %.3f (last 20: %.3f)\n",
                 s.loss_steps, r.loss_fp32.front(), r.loss_fp32.back(), mean_last(r.loss_fp32, 20),
+                r.loss_bf16_grads.front(), r.loss_bf16_grads.back(), mean_last(r.loss_bf16_grads, 20),
                 r.loss_lean.front(), r.loss_lean.back(), mean_last(r.loss_lean, 20));
   return g_errors.empty() ? 0 : 1;
 }

@@ -1,7 +1,8 @@
 // The CUDA backend against the CPU reference on tiny models: logits, per-token NLL, loss, every
 // gradient tensor, 10 AdamW steps with micro-batch accumulation and clipping, activation
 // recompute (must not change a bit), bf16 master weights, NaN detection, KV-cached generation
-// against a full forward, and the device allocator (stats, OOM as an error).
+// against a full forward, bf16 gradients of the layer matrices (grad_dtype = 1) against fp32
+// gradients, and the device allocator (stats, OOM as an error).
 //
 // Skips (exit 0, with a message) when the engine was built without CUDA or no GPU is present.
 //
@@ -17,6 +18,11 @@
 //     The key third of qkvb is left out: softmax is invariant to a constant added to every
 //     score of a row, so its true gradient is exactly 0 and both backends update it from noise.
 //   recompute on/off: bit-identical gradients (same kernels on the same inputs)
+//   bf16 layer-matrix gradients vs fp32 ones, same GPU: matrices rel L2 <= 1e-2 per tensor (one
+//     bf16 rounding per micro-batch, ~2e-3), every other tensor bit-identical (nothing upstream
+//     reads a weight gradient); switching grad_dtype back and forth reproduces both bit for
+//     bit; device memory 2 bytes per matrix parameter less; 10 AdamW steps of two accumulated
+//     micro-batches: loss max abs diff <= 2e-2, grad norm rel diff <= 1e-2
 //   generation vs full forward, same GPU: logits rel L2 <= 2e-2
 //   generation with the decode fusions on/off (LCX_CUDA_DECODE_FUSE): bit-identical logits (the
 //     fused LayerNorm reproduces the LayerNorm kernel's arithmetic, the biases are added in the
@@ -174,7 +180,7 @@ void compare_grads(lcx::Backend& gpu, lcx::Backend& cpu, const lcx_param_layout&
   }
 }
 
-lcx_train_config train_cfg(int recompute, int master) {
+lcx_train_config train_cfg(int recompute, int master, int grads = 0) {
   lcx_train_config c{};
   c.beta1 = 0.9f;
   c.beta2 = 0.95f;
@@ -183,8 +189,104 @@ lcx_train_config train_cfg(int recompute, int master) {
   c.grad_clip = 1.0f;
   c.recompute = recompute;
   c.master_dtype = master;
+  c.grad_dtype = grads;
   c.seed = 1234;
   return c;
+}
+
+// qkvw, attprojw, fcw, fcprojw: the tensors whose gradients are bf16 with grad_dtype = 1.
+bool is_matrix(int t) { return t == 4 || t == 6 || t == 10 || t == 12; }
+
+// Largest |a - b| (NaN if any difference is NaN).
+double max_abs(const float* a, const float* b, size_t n) {
+  double worst = 0;
+  for (size_t i = 0; i < n; i++) {
+    const double d = std::fabs((double)a[i] - (double)b[i]);
+    if (!(d <= worst)) worst = d;
+  }
+  return worst;
+}
+
+// bf16-gradient run against an fp32-gradient run of the same GPU: the matrices within bf16
+// rounding, every other tensor bit-identical.
+void compare_grad_dtypes(lcx::Backend& g16, lcx::Backend& g32, const lcx_param_layout& lay,
+                         const char* label) {
+  std::vector<float> b(lay.total), a(lay.total);
+  g16.get_grads(b.data());
+  g32.get_grads(a.data());
+  std::printf("  bf16 vs fp32 gradients (%s):\n", label);
+  double others = 0;
+  for (int t = 0; t < LCX_NUM_PARAM_TENSORS; t++) {
+    const float* x = b.data() + lay.offset[t];
+    const float* y = a.data() + lay.offset[t];
+    if (is_matrix(t)) {
+      char what[96];
+      std::snprintf(what, sizeof what, "  grad %s rel L2", kNames[t]);
+      check_le(what, rel_l2(x, y, lay.count[t]), 1e-2);
+    } else {
+      const double d = max_abs(x, y, lay.count[t]);
+      if (!(d <= others)) others = d;
+    }
+  }
+  check_le("  every other tensor: max abs diff", others, 0.0);
+}
+
+// grad_dtype = 1 against grad_dtype = 0 on the same GPU: memory, gradients of one batch,
+// switching back and forth, and 10 AdamW steps of two accumulated micro-batches.
+void check_bf16_grads(const lcx_config& cfg, const std::vector<float>& p0, const Data& d,
+                      const Data& d2) {
+  const lcx_param_layout lay = lcx::param_layout(cfg);
+  auto g32 = lcx::make_cuda_backend(cfg);
+  auto g16 = lcx::make_cuda_backend(cfg);
+  g32->set_params(p0.data());
+  g16->set_params(p0.data());
+  g32->train_init(train_cfg(0, 0, 0));
+  g16->train_init(train_cfg(0, 0, 1));
+  size_t nmat = 0;
+  for (int t = 0; t < LCX_NUM_PARAM_TENSORS; t++)
+    if (is_matrix(t)) nmat += lay.count[t];
+  const double saved = (double)(g32->memory_stats().allocated_bytes - g16->memory_stats().allocated_bytes);
+  check_le("bf16 grads: |memory saved - 2 B x matrices| (B)", std::fabs(saved - 2.0 * nmat), 2048);
+
+  const lcx::Batch batch = d.batch();
+  auto one_batch = [&](lcx::Backend& g, std::vector<float>& out) {
+    g.zero_grad();
+    g.forward_backward(batch, 1.0f);
+    g.get_grads(out.data());
+  };
+  std::vector<float> a(lay.total), b(lay.total), again(lay.total);
+  one_batch(*g32, a);
+  one_batch(*g16, b);
+  compare_grad_dtypes(*g16, *g32, lay, "one batch");
+  // The same backend switched to fp32 gradients and back reproduces each run bit for bit.
+  g16->train_init(train_cfg(0, 0, 0));
+  one_batch(*g16, again);
+  check_le("bf16 grads: switched to fp32 vs fp32 run, max abs", max_abs(again.data(), a.data(), lay.total), 0.0);
+  g16->train_init(train_cfg(0, 0, 1));
+  one_batch(*g16, again);
+  check_le("bf16 grads: switched back vs bf16 run, max abs", max_abs(again.data(), b.data(), lay.total), 0.0);
+
+  // 10 AdamW steps, two micro-batches each (beta = 1 accumulates into the bf16 gradients).
+  g32->train_init(train_cfg(0, 0, 0));
+  g16->train_init(train_cfg(0, 0, 1));
+  auto micro_batches = [&](lcx::Backend& g) {
+    g.zero_grad();
+    const float l = g.forward_backward(d.batch(), 0.5f);
+    return l + g.forward_backward(d2.batch(), 0.5f);
+  };
+  double worst_loss = 0, worst_norm = 0;
+  for (int step = 0; step < 10; step++) {
+    const float l16 = micro_batches(*g16), l32 = micro_batches(*g32);
+    if (step == 0) compare_grad_dtypes(*g16, *g32, lay, "two accumulated micro-batches");
+    const float n16 = g16->optimizer_step(1e-3f), n32 = g32->optimizer_step(1e-3f);
+    worst_loss = std::fmax(worst_loss, std::fabs(l16 - l32) / 2);
+    worst_norm = std::fmax(worst_norm, std::fabs(n16 - n32) / (5e-2 * std::fabs(n32) + 2e-2));
+    if (step == 0) check_le("bf16 grads: step 0 grad norm rel diff", std::fabs(n16 - n32) / std::fabs(n32), 1e-2);
+    if (step == 9) std::printf("  bf16 grads, step 9: loss %.5f (fp32 grads %.5f)\n", l16 / 2, l32 / 2);
+  }
+  check_le("bf16 grads: 10 steps, loss max abs diff", worst_loss, 2e-2);
+  check_le("bf16 grads: 10 steps, norm diff / (5e-2 |fp32| + 2e-2)", worst_norm, 1.0);
+  CHECK(g16->steps() == 10);
 }
 
 void run_case(const char* name, const lcx_config& cfg, int B, int T, bool segments) {
@@ -263,6 +365,7 @@ void run_case(const char* name, const lcx_config& cfg, int B, int T, bool segmen
   check_le("10 steps: loss max abs diff", worst_loss, 2e-2);
   check_le("10 steps: grad norm diff / (5e-2 |cpu| + 2e-2)", worst_norm, 1.0);
   CHECK(gpu->steps() == 10);
+  check_bf16_grads(cfg, p0, d, d2);
   {
     std::vector<float> q1(lay.total), q0(lay.total);
     gpu->get_params(q1.data());
@@ -286,13 +389,15 @@ void run_case(const char* name, const lcx_config& cfg, int B, int T, bool segmen
     CHECK(gpu->steps() == 10);
   }
 
-  // ---- bf16 master weights with stochastic rounding: tracks the fp32 CPU run loosely
-  {
+  // ---- bf16 master weights with stochastic rounding: tracks the fp32 CPU run loosely; with
+  // fp32 gradients, and with bf16 matrix gradients (lean mode with one micro-batch per step)
+  for (int grads : {0, 1}) {
+    const char* label = grads ? "bf16 master + bf16 grads" : "bf16 master";
     auto g16 = lcx::make_cuda_backend(cfg);
     auto c32 = lcx::make_cpu_backend(cfg);
     g16->set_params(p0.data());
     c32->set_params(p0.data());
-    g16->train_init(train_cfg(1, 1));
+    g16->train_init(train_cfg(1, 1, grads));
     c32->train_init(train_cfg(0, 0));
     float first = 0, last = 0, worst = 0;
     for (int step = 0; step < 10; step++) {
@@ -306,15 +411,17 @@ void run_case(const char* name, const lcx_config& cfg, int B, int T, bool segmen
       last = l1;
       worst = std::fmax(worst, std::fabs(l1 - l0));
     }
-    std::printf("  bf16 master: loss %.4f -> %.4f (same batch 10 steps)\n", first, last);
-    check_le("bf16 master: loss max abs diff vs fp32 CPU", worst, 6e-2);
+    std::printf("  %s: loss %.4f -> %.4f (same batch 10 steps)\n", label, first, last);
+    char what[96];
+    std::snprintf(what, sizeof what, "%s: loss max abs diff vs fp32 CPU", label);
+    check_le(what, worst, 6e-2);
     CHECK(last < first);
     std::vector<float> back(lay.total);
     g16->get_params(back.data());
     CHECK(std::isfinite(back[0]));
     // Generation reads the bf16 master directly (LayerNorm parameters and biases in bf16).
     const std::vector<int32_t> toks(d.tokens.begin(), d.tokens.begin() + T);
-    check_generation(*g16, toks, T * 2 / 3, (int)V, "bf16 master");
+    if (!grads) check_generation(*g16, toks, T * 2 / 3, (int)V, label);
   }
 
   // ---- NaN in the gradients: LCX_ERR_NUMERIC and parameters untouched
@@ -443,6 +550,13 @@ void xl_sparse_case() {
   const float fl0 = cpu->forward_backward(batch, 1.0f);
   check_le("train loss abs", std::fabs(fl1 - fl0), 1e-2);
   compare_grads(*gpu, *cpu, lay, 6e-2, "XL-shaped, one batch, recompute on");
+  // The real widths' weight-gradient products with a bf16 output (grad_dtype = 1).
+  auto g16 = lcx::make_cuda_backend(c);
+  g16->set_params(p0.data());
+  g16->train_init(train_cfg(1, 0, 1));
+  g16->zero_grad();
+  g16->forward_backward(batch, 1.0f);
+  compare_grads(*g16, *cpu, lay, 6e-2, "XL-shaped, bf16 matrix gradients");
 }
 
 void allocator_tests() {

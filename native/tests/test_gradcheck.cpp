@@ -45,7 +45,7 @@ void gradcheck(const char* name, const lcx_config& cfg, float grad_scale) {
 
   auto be = lcx::make_cpu_backend(cfg);
   be->set_params(params.data());
-  be->train_init(lcx_train_config{0.9f, 0.95f, 1e-8f, 0.0f, 0.0f, 0, 0, 0});
+  be->train_init(lcx_train_config{0.9f, 0.95f, 1e-8f, 0.0f, 0.0f, 0, 0, 0, 0});
   be->zero_grad();
   const float loss = be->forward_backward(batch, grad_scale);
   std::vector<float> grads(lay.total);
@@ -122,7 +122,7 @@ TEST(gradients_accumulate) {
   const auto tok = tiny::random_tokens(B * T, V, 8), tgt = tiny::random_tokens(B * T, V, 9);
   auto be = lcx::make_cpu_backend(c);
   be->set_params(params.data());
-  be->train_init(lcx_train_config{0.9f, 0.95f, 1e-8f, 0.0f, 0.0f, 0, 0, 0});
+  be->train_init(lcx_train_config{0.9f, 0.95f, 1e-8f, 0.0f, 0.0f, 0, 0, 0, 0});
   be->zero_grad();
   be->forward_backward({tok.data(), tgt.data(), nullptr, B, T}, 1.0f);
   std::vector<float> once(lay.total), twice(lay.total);
@@ -213,7 +213,7 @@ TEST(threads_do_not_change_results) {
       omp_set_num_threads(threads);
       auto be = lcx::make_cpu_backend(c);
       be->set_params(params.data());
-      be->train_init(lcx_train_config{0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 0, 0, 0});
+      be->train_init(lcx_train_config{0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 0, 0, 0, 0});
       be->zero_grad();
       loss[threads - 1] = be->forward_backward(batch, 1.0f);
       grads[threads - 1].resize(lay.total);

@@ -163,7 +163,7 @@ TEST(nan_gradients_leave_params_untouched) {
 // Params + moments + step copied into a fresh backend continue bit-identically (what a
 // checkpoint resume relies on).
 TEST(optimizer_state_round_trip_resumes_exactly) {
-  const lcx_train_config tc{0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 0, 0, 0};
+  const lcx_train_config tc{0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 0, 0, 0, 0};
   Setup a = setup(tc);
   for (int i = 0; i < 3; i++) {
     a.be->zero_grad();

@@ -89,6 +89,9 @@ export interface NativeTrainConfig {
   gradClip?: number // global-norm clip, <= 0 = off; default 1
   recompute?: boolean // activation recompute (CUDA)
   masterDtype?: 'fp32' | 'bf16'
+  // 'bf16': the layers' four weight matrices keep bf16 gradients (CUDA; 2 bytes per parameter
+  // less, one rounding per micro-batch, so for steps of one micro-batch). Default 'fp32'.
+  gradDtype?: 'fp32' | 'bf16'
   seed?: number | bigint
 }
 

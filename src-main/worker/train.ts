@@ -23,6 +23,7 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { runPlanSchema, type EvalResult, type MetricPoint, type RunPlan, type StagePlan } from '../api/runs.ts'
 import { DatasetInputError, DatasetReader, DatasetSampler } from '../core/datasets/index.ts'
+import { stageGradDtype } from '../core/runs/memory.ts'
 import { learningRateAt } from '../core/runs/schedule.ts'
 import {
   checkpointBaseName,
@@ -37,7 +38,7 @@ import {
 } from '../core/runs/store.ts'
 import { findTokenizerFiles, loadTokenizer } from '../core/tokenizer/index.ts'
 import { EngineError } from '../engine/errors.ts'
-import { EngineModel, type Backend } from '../engine/model.ts'
+import { EngineModel, type Backend, type TrainConfig } from '../engine/model.ts'
 import { loadNative } from '../engine/native.ts'
 import { evaluateModel, type PasskeyTokenizer } from './evaluate.ts'
 import { readFaults, type Faults } from './faults.ts'
@@ -116,8 +117,12 @@ function deviceMemory(backend: Backend): { used: number | null; total: number | 
   return g ? { used: g.usedBytes, total: g.totalBytes } : { used: null, total: null }
 }
 
-export function trainConfig(plan: RunPlan, stageIndex: number) {
+// Per stage: trainInit runs at every stage start (and before a mid-stage resume), so each stage
+// gets the gradient dtype its own accumulation allows (stageGradDtype: bf16 layer-matrix
+// gradients only when a step is one micro-batch), as the memory estimate assumes.
+export function trainConfig(plan: RunPlan, stageIndex: number): TrainConfig {
   const o = plan.optimizer
+  const stage = plan.stages[stageIndex]!
   return {
     beta1: o.beta1,
     beta2: o.beta2,
@@ -125,7 +130,8 @@ export function trainConfig(plan: RunPlan, stageIndex: number) {
     weightDecay: o.weightDecay,
     gradClip: o.gradClip,
     masterDtype: o.masterDtype,
-    recompute: plan.stages[stageIndex]!.recompute,
+    gradDtype: stageGradDtype(stage),
+    recompute: stage.recompute,
     seed: plan.seed + stageIndex,
   }
 }

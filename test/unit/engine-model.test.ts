@@ -239,6 +239,27 @@ describe('engine: persistence and training', () => {
     }
   })
 
+  it("gradDtype 'bf16' is a CUDA saving: the CPU keeps fp32 gradients (same bits); other values are refused", async () => {
+    const [a, b] = await Promise.all([tinyModel(53), tinyModel(53)])
+    try {
+      await a.trainInit({ gradDtype: 'fp32' })
+      await b.trainInit({ gradDtype: 'bf16' })
+      const batch = lmBatch(randomIds(2 * 16, 96, 29), 2, 16)
+      for (const m of [a, b]) {
+        await m.zeroGrad()
+        await m.forwardBackward(batch)
+      }
+      expect(bytesEqual(await a.getGrads(), await b.getGrads())).toBe(true)
+      await expect(b.trainInit({ gradDtype: 'fp16' as 'bf16' })).rejects.toMatchObject({
+        engineCode: 'LCX_ERR_ARG',
+        message: expect.stringMatching(/gradDtype must be 'fp32' or 'bf16', got 'fp16'/),
+      })
+    } finally {
+      a.dispose()
+      b.dispose()
+    }
+  })
+
   it('checkpoint round trip: training after reload is bit-identical', async () => {
     const batchA = lmBatch(randomIds(2 * 20, 96, 61), 2, 20)
     const batchB = lmBatch(randomIds(2 * 20, 96, 62), 2, 20)

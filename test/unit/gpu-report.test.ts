@@ -3,7 +3,7 @@
 // its anchor and a mark computed from the numbers, and the plots are written. Skips where there
 // is no python3.
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tempDir } from '../helpers/temp.ts'
@@ -21,9 +21,9 @@ afterAll(async () => {
   await dir?.cleanup()
 })
 
-function report(fixture: string): { text: string; out: string } {
-  const out = join(dir.path, fixture)
-  const r = spawnSync('python3', [script, join(fixtures, fixture), '--out', out], { encoding: 'utf8' })
+function report(fixture: string, from = fixtures): { text: string; out: string } {
+  const out = join(dir.path, `${fixture}-report`)
+  const r = spawnSync('python3', [script, join(from, fixture), '--out', out], { encoding: 'utf8' })
   expect(r.status, r.stderr).toBe(0)
   return { text: r.stdout, out }
 }
@@ -57,7 +57,7 @@ describe.skipIf(!python)('gpu_report.py', () => {
     expect(row(text, 'decode at depth 0')).toMatch(/620\.5.*531\.5.*1\.17x.*PASS/)
     expect(row(text, 'standard mode peak at 8192')).toMatch(/22\.94 GiB.*25\.54 GiB.*0\.90x.*PASS/)
     // at 2048 the fp32 state alone is over 0.9x the anchor: the row says so
-    expect(row(text, 'standard mode peak at 2048')).toMatch(/AdamW alone 19\.61 GiB = 0\.95x.*FAIL/)
+    expect(row(text, 'standard mode peak at 2048')).toMatch(/fp32 weights \+ gradients \+ AdamW alone 19\.61 GiB = 0\.95x.*FAIL/)
     expect(row(text, 'training tokens/s at 2048')).toMatch(/41,168 \(batch 6.*1\.82x.*FAIL/)
     expect(text).toMatch(/8 of 17 judged targets pass; 0 without a mark/)
   })
@@ -74,5 +74,53 @@ describe.skipIf(!python)('gpu_report.py', () => {
     expect(row(text, 'training tokens/s at 2048')).toMatch(/37,128 \(batch 4, 23\.09 GiB <= anchor's 25\.3\).*1\.64x.*FAIL/)
     expect(row(text, '| 2048 | ')).toMatch(/^\| 2048 \| 24,476 \|/)
     expect(text).toContain('Dense at 2048 x batch 4: 37,128 tokens/s')
+  })
+
+  it('reads run 9, from before bf16 gradients: fp32 gradients everywhere, no bf16-gradient row', () => {
+    const { text, out } = report('run9')
+    expect(text).not.toContain("bf16 gradients' effect on loss")
+    expect(text).not.toContain('bf16 gradients of the layer matrices')
+    expect(row(text, "lean's effect on loss")).toMatch(/lean 11\.234 -> 1\.563.*fp32 master 11\.234 -> 1\.562.*\+0\.10%.*PASS/)
+    expect(text).toContain('| fp32 | fp32 | 11.2342 | 1.5262 | 1.5618 |')
+    expect(text).toContain('| bf16 + stochastic rounding (lean) | fp32 | 11.2342 | 1.5207 | 1.5634 |')
+    expect(text).toMatch(/8 of 17 judged targets pass; 0 without a mark/)
+    expect(readFileSync(join(out, 'loss.svg'), 'utf8').match(/<polyline/g)).toHaveLength(2)
+  })
+
+  it('judges the standard mode with bf16 matrix gradients: memory, their loss run beside fp32 gradients, lean still vs fp32', () => {
+    const { text, out } = report('synthetic-bf16-grads')
+    expect(row(text, 'standard mode peak at 2048')).toMatch(/18\.44 GiB \(bf16 matrix gradients\) \| 20\.71 GiB \(allocated 20\.10\) \| 0\.89x \| PASS/)
+    expect(row(text, 'standard mode peak at 4096')).toMatch(/19\.11 GiB.*22\.12 GiB.*0\.86x.*PASS/)
+    expect(row(text, "bf16 gradients' effect on loss over 200 steps")).toMatch(
+      /bf16 matrix gradients 11\.234 -> 1\.562 \| fp32 gradients 11\.234 -> 1\.562 \| \+0\.02%, max step diff 0\.040 \| PASS/,
+    )
+    expect(row(text, "lean's effect on loss")).toMatch(/lean 11\.234 -> 1\.563.*fp32 master 11\.234 -> 1\.562.*\+0\.10%.*PASS/)
+    expect(text).toContain('| fp32 | bf16 (layer matrices) | 11.2342 | 1.5316 | 1.5621 |')
+    expect(text).toContain('Largest per-step difference: lean vs fp32 0.0216, bf16 gradients vs fp32 0.0397.')
+    expect(text).toContain('Lean mode at 8192 (fp32 gradients)')
+    expect(text).toMatch(/8 of 11 judged targets pass; 7 without a mark/)
+    const svg = readFileSync(join(out, 'loss.svg'), 'utf8')
+    expect(svg.match(/<polyline/g)).toHaveLength(3)
+    expect(svg).toContain('fp32 master, bf16 matrix gradients')
+  })
+
+  it('fails the bf16-gradient loss row past 2% and counts bf16 gradients in the fixed-state note', () => {
+    // synthetic-bf16-grads with the bf16-gradient run 3% worse and an anchor that reserved
+    // 19.0 GiB at 2048 (0.9x = 17.1 GiB, under the 17.36 GiB of fp32 weights, bf16 matrix
+    // gradients and AdamW)
+    const src = join(fixtures, 'synthetic-bf16-grads')
+    const to = join(dir.path, 'worse', 'bf16-worse')
+    mkdirSync(to, { recursive: true })
+    copyFileSync(join(src, 'gpu.txt'), join(to, 'gpu.txt'))
+    const anchor = readFileSync(join(src, 'anchor.log'), 'utf8').replace('"peak_reserved_gib": 20.71', '"peak_reserved_gib": 19.0')
+    writeFileSync(join(to, 'anchor.log'), anchor)
+    const bench = JSON.parse(readFileSync(join(src, 'bench.json'), 'utf8'))
+    bench.loss_compare.bf16_grads.mean_last20 = +(bench.loss_compare.fp32.mean_last20 * 1.03).toFixed(4)
+    writeFileSync(join(to, 'bench.json'), JSON.stringify(bench))
+    const { text } = report('bf16-worse', join(dir.path, 'worse'))
+    expect(row(text, "bf16 gradients' effect on loss")).toMatch(/\+3\.00%.*FAIL/)
+    expect(row(text, 'standard mode peak at 2048')).toMatch(
+      /19\.00 GiB \(allocated 20\.10\); fp32 weights \+ bf16 matrix gradients \+ AdamW alone 17\.36 GiB = 0\.91x \| 0\.97x \| FAIL/,
+    )
   })
 })

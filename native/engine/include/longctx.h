@@ -173,6 +173,13 @@ typedef struct lcx_train_config {
   int32_t recompute;                     /* activation recompute per layer (CUDA) */
   int32_t master_dtype;                  /* 0 = fp32 master weights, 1 = bf16 + stochastic rounding */
   uint64_t seed;                         /* stochastic rounding / dropout-free determinism */
+  /* 0 = fp32 gradients; 1 = bf16 gradients for the layers' four matrices (qkv, attention
+   * projection, fc, fc projection; CUDA): 2 bytes per parameter less. Each micro-batch's weight
+   * gradient is computed in fp32 and rounded once into the bf16 sum, so with accumulation every
+   * micro-batch adds a rounding: meant for steps of one micro-batch. Everything else (embeddings,
+   * biases, LayerNorm) stays fp32, and lcx_get_grads returns fp32 either way. The CPU backend
+   * ignores it (its gradients are always fp32). */
+  int32_t grad_dtype;
 } lcx_train_config;
 
 LCX_API lcx_status lcx_train_init(lcx_model* m, const lcx_train_config* cfg);

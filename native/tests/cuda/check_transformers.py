@@ -3,7 +3,8 @@
 A GPT-2-shaped model with random weights is saved by torch as safetensors, loaded by the engine
 (lcx_model_load), and compared with GPT2LMHeadModel in fp32: logits, loss and every gradient
 tensor, within bf16 tolerances (logits rel L2 <= 2e-2, loss abs <= 1e-2, gradients rel L2 <= 6e-2
-per tensor). Then a GPU-save -> CPU-load round trip after one optimizer step (bit-exact params).
+per tensor, with fp32 gradients and with bf16 gradients of the layer matrices). Then a GPU-save
+-> CPU-load round trip after one optimizer step (bit-exact params).
 Usage: python3 check_transformers.py path/to/liblongctx.so
 """
 import ctypes as C
@@ -43,7 +44,7 @@ class Batch(C.Structure):
 class TrainCfg(C.Structure):
     _fields_ = [("beta1", C.c_float), ("beta2", C.c_float), ("eps", C.c_float),
                 ("weight_decay", C.c_float), ("grad_clip", C.c_float), ("recompute", C.c_int32),
-                ("master_dtype", C.c_int32), ("seed", C.c_uint64)]
+                ("master_dtype", C.c_int32), ("seed", C.c_uint64), ("grad_dtype", C.c_int32)]
 
 
 lib.lcx_last_error.restype = C.c_char_p
@@ -106,16 +107,10 @@ def main():
     check("logits rel L2", rel(logits, out.logits.detach().numpy()), 2e-2)
     check("loss abs", abs(loss.value - out.loss.item()), 1e-2)
 
-    tc = TrainCfg(0.9, 0.999, 1e-8, 0.0, 0.0, 0, 0, 1)
-    ok(lib.lcx_train_init(m, C.byref(tc)), "lcx_train_init")
-    ok(lib.lcx_zero_grad(m), "lcx_zero_grad")
-    ok(lib.lcx_forward_backward(m, C.byref(batch), C.c_float(1.0), C.byref(loss)), "lcx_forward_backward")
     ecfg = Config()
     ok(lib.lcx_model_config(m, C.byref(ecfg)), "lcx_model_config")
     lay = Layout()
     lib.lcx_param_layout_of(C.byref(ecfg), C.byref(lay))
-    grads = np.zeros(lay.total, np.float32)
-    ok(lib.lcx_get_grads(m, grads.ctypes.data_as(C.POINTER(C.c_float)), C.c_size_t(lay.total)), "lcx_get_grads")
     sd = {k: v.grad for k, v in model.named_parameters()}
     L = cfg.n_layer
 
@@ -132,9 +127,17 @@ def main():
            sd["transformer.ln_f.weight"].numpy(), sd["transformer.ln_f.bias"].numpy()]
     names = ["wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb", "ln2w", "ln2b",
              "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"]
-    for i, name in enumerate(names):
-        got = grads[lay.offset[i]:lay.offset[i] + lay.count[i]]
-        check(f"grad {name} rel L2", rel(got, ref[i].ravel()), 6e-2)
+    # fp32 gradients, then bf16 gradients of the layer matrices (lcx_train_config.grad_dtype).
+    for grad_dtype, label in ((0, "fp32"), (1, "bf16 matrices")):
+        tc = TrainCfg(0.9, 0.999, 1e-8, 0.0, 0.0, 0, 0, 1, grad_dtype)
+        ok(lib.lcx_train_init(m, C.byref(tc)), "lcx_train_init")
+        ok(lib.lcx_zero_grad(m), "lcx_zero_grad")
+        ok(lib.lcx_forward_backward(m, C.byref(batch), C.c_float(1.0), C.byref(loss)), "lcx_forward_backward")
+        grads = np.zeros(lay.total, np.float32)
+        ok(lib.lcx_get_grads(m, grads.ctypes.data_as(C.POINTER(C.c_float)), C.c_size_t(lay.total)), "lcx_get_grads")
+        for i, name in enumerate(names):
+            got = grads[lay.offset[i]:lay.offset[i] + lay.count[i]]
+            check(f"grad {name} rel L2 ({label})", rel(got, ref[i].ravel()), 6e-2)
 
     # GPU save -> CPU load round trip, after one step so the weights are the engine's own.
     ok(lib.lcx_optimizer_step(m, C.c_float(1e-3), None), "lcx_optimizer_step")

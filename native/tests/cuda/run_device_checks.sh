@@ -7,7 +7,7 @@
 #   bash native/tests/cuda/run_device_checks.sh [all]              checks, then the train phase
 # PHASE (default all = train attention decode), usual wall time on an H100, build ~40 s first:
 #   train      gpu_train_bench: dense and sparse at 2k..16k, lean at 8k, allocator mix,
-#              2 x 200-step loss run (~150 s); torch anchor train 2048..16384 (~70 s)
+#              3 x 200-step loss run (~170 s); torch anchor train 2048..16384 (~70 s)
 #   attention  test_cuda_attention: checks + timing table (~60 s); PyTorch SDPA at T=8192 (~25 s)
 #   decode     gpu_decode_bench (~30 s); torch anchor decode 8000 (~40 s); llama.cpp anchor
 #              (~240 s, only when .bench-carry is carried)
@@ -107,8 +107,8 @@ fi
 
 if [ $train = 1 ]; then
   if [ -x "$BUILD/gpu_train_bench" ]; then
-    step gpu_train_bench 150 300 bench.log "$BUILD/gpu_train_bench" --json "$OUT/bench.json"
-    sed -n '/^dense (fp32 master):/,$p' "$OUT/bench.log"
+    step gpu_train_bench 170 300 bench.log "$BUILD/gpu_train_bench" --json "$OUT/bench.json"
+    sed -n '/^dense (fp32 master/,$p' "$OUT/bench.log"
     grep -E "ERROR" "$OUT/bench.log" | head
   else
     note "gpu_train_bench: NOT BUILT"

@@ -10,7 +10,9 @@
 //   weights     fp32 master: 4P, plus a bf16 copy of wte (2VC) and one layer's bf16 matrices
 //               (2 x (4C^2 + 2CF + 3C + F)) staged right before the layer runs;
 //               bf16 master (masterDtype 'bf16'): 2P and nothing else.
-//   gradients   4P (fp32)
+//   gradients   4P (fp32); with bf16 gradients of the layer matrices (gradDtype 'bf16', see
+//               stageGradDtype: steps of one micro-batch) 4P - 2M, M = L (4C^2 + 2CF) the
+//               qkv, attention-projection, fc and fc-projection weights
 //   optimizer   8P (AdamW m and v, fp32)
 //   activations residual stream entering every layer and the output: (L+1) x 4NC;
 //               per layer kept for the backward (all L layers, or ONE when recompute is on):
@@ -86,7 +88,16 @@ export interface StageMemoryInput {
   microBatch: number
   recompute: boolean
   masterDtype: 'fp32' | 'bf16'
+  gradDtype: 'fp32' | 'bf16'
   passkey: boolean
+}
+
+// The gradient dtype a stage trains with (the worker's trainConfig passes it to trainInit): the
+// layer matrices' gradients in bf16 when a step is one micro-batch, so each is rounded to bf16
+// once; fp32 when micro-batches accumulate, where bf16 would round the running sum after every
+// micro-batch. The CPU backend ignores it (fp32 gradients).
+export function stageGradDtype(s: Pick<StagePlan, 'tokensPerStep' | 'microBatch' | 'context'>): 'fp32' | 'bf16' {
+  return s.tokensPerStep === s.microBatch * s.context ? 'bf16' : 'fp32'
 }
 
 export type MemoryBreakdown = Pick<
@@ -130,7 +141,8 @@ export function stageMemory(m: ModelShape, s: StageMemoryInput, backend: 'cpu' |
     const rows = Math.min(Math.min(1024, Math.max(8, Math.floor(K.CPU_CLASSIFIER_TARGET_FLOATS / V))), N)
     workspace = 4 * rows * (V + 2 * C) + 8 * N + (s.passkey ? 8 * L * s.context * C : 0)
   }
-  const gradients = 4 * P
+  const matrices = L * (4 * C * C + 2 * C * F)
+  const gradients = backend === 'cuda' && s.gradDtype === 'bf16' ? 4 * P - 2 * matrices : 4 * P
   const optimizer = 8 * P
   return {
     weightsBytes: weights,
@@ -162,6 +174,7 @@ function stageInput(plan: RunPlan, s: StagePlan): StageMemoryInput {
     microBatch: s.microBatch,
     recompute: s.recompute,
     masterDtype: plan.optimizer.masterDtype,
+    gradDtype: stageGradDtype(s),
     passkey: plan.eval.passkey !== null,
   }
 }
@@ -222,7 +235,14 @@ export function fitPlan(plan: RunPlan, m: ModelShape, device: DeviceMemory): Run
   const worst = plan.stages.reduce((a, b) => (a.context >= b.context ? a : b))
   const leanest = stageMemory(
     m,
-    { context: worst.context, microBatch: 1, recompute: true, masterDtype: masters[masters.length - 1]!, passkey: plan.eval.passkey !== null },
+    {
+      context: worst.context,
+      microBatch: 1,
+      recompute: true,
+      masterDtype: masters[masters.length - 1]!,
+      gradDtype: stageGradDtype({ ...worst, microBatch: 1 }),
+      passkey: plan.eval.passkey !== null,
+    },
     device.backend,
   )
   throw new NothingFitsError(
@@ -251,7 +271,8 @@ function fitStages(
     for (const recompute of s.recompute ? [true] : [false, true]) {
       for (let mb = s.microBatch; mb >= 1 && !pick; mb = mb === 1 ? 0 : Math.floor(mb / 2)) {
         if (rowsPerStep % mb !== 0) continue
-        const total = stageMemory(m, { context: s.context, microBatch: mb, recompute, masterDtype: master, passkey: plan.eval.passkey !== null }, backend).totalBytes
+        const gradDtype = stageGradDtype({ ...s, microBatch: mb })
+        const total = stageMemory(m, { context: s.context, microBatch: mb, recompute, masterDtype: master, gradDtype, passkey: plan.eval.passkey !== null }, backend).totalBytes
         if (accept.includes(verdictFor(total, available))) pick = { ...s, microBatch: mb, recompute }
       }
       if (pick) break

@@ -478,6 +478,9 @@ extern "C" LCX_API lcx_status lcx_train_init(lcx_model* m, const lcx_train_confi
     if (c.master_dtype != 0 && c.master_dtype != 1)
       fail(LCX_ERR_ARG, "%s: master_dtype = %d must be 0 (fp32) or 1 (bf16 + stochastic rounding)",
            fn, c.master_dtype);
+    if (c.grad_dtype != 0 && c.grad_dtype != 1)
+      fail(LCX_ERR_ARG, "%s: grad_dtype = %d must be 0 (fp32) or 1 (bf16 layer-matrix gradients)",
+           fn, c.grad_dtype);
     model.backend->train_init(c);
     model.train_cfg = c;
     model.train_ready = true;

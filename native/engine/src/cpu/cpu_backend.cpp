@@ -264,8 +264,9 @@ void CpuBackend::train_init(const lcx_train_config& tc) {
   if (!(tc.eps >= 0.0f)) fail(LCX_ERR_ARG, "AdamW eps must be >= 0, got %g", (double)tc.eps);
   if (!(tc.weight_decay >= 0.0f))
     fail(LCX_ERR_ARG, "weight_decay must be >= 0, got %g", (double)tc.weight_decay);
-  // recompute and bf16 master weights are CUDA memory savings; the CPU reference always keeps
-  // fp32 weights and every activation, so they do not change its results.
+  // recompute, bf16 master weights and bf16 gradients are CUDA memory savings; the CPU
+  // reference always keeps fp32 weights and gradients and every activation, so they do not
+  // change its results.
   train_cfg_ = tc;
   // A fresh start: zero gradients, zero moments, step 0. The C API relies on this to drop
   // moments that belong to other parameters (a checkpoint without optimizer state); a resume

@@ -1,6 +1,8 @@
 // AdamW (decoupled weight decay, bias-corrected moments) and the global gradient norm.
 // fp32 master weights, or bf16 master weights written back with stochastic rounding (unbiased,
 // so updates smaller than a bf16 ulp still move the weights on average), seeded per step.
+// Gradients are fp32, or bf16 for the layer matrices (lcx_train_config.grad_dtype): both are read
+// as fp32, so the update arithmetic is the same.
 #include <cmath>
 
 #include "common.cuh"
@@ -12,11 +14,12 @@ namespace {
 
 constexpr int kNormBlocks = 1024;  // fixed partition: the norm is the same bits every run
 
-__global__ void sumsq_kernel(double* partial, const float* g, size_t n) {
+template <class G>
+__global__ void sumsq_kernel(double* partial, const G* g, size_t n) {
   __shared__ double red[32];
   double acc = 0.0;
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    const double v = g[i];
+    const double v = to_f(g[i]);
     acc += v * v;
   }
   for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
@@ -35,12 +38,12 @@ __device__ __forceinline__ void store_param(bf16* p, size_t i, float v, uint64_t
   p[i] = bf16_stochastic(v, hash_u32(seed, off + i));
 }
 
-template <class P>
-__global__ void adamw_kernel(P* p, const float* g, float* m, float* v, size_t n, float lr,
+template <class P, class G>
+__global__ void adamw_kernel(P* p, const G* g, float* m, float* v, size_t n, float lr,
                              float b1, float b2, float eps, float wd, float gscale, float bc1,
                              float bc2, uint64_t seed, uint64_t offset) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    const float grad = g[i] * gscale;
+    const float grad = to_f(g[i]) * gscale;
     const float mi = b1 * m[i] + (1.f - b1) * grad;
     const float vi = b2 * v[i] + (1.f - b2) * grad * grad;
     m[i] = mi;
@@ -55,26 +58,34 @@ __global__ void adamw_kernel(P* p, const float* g, float* m, float* v, size_t n,
 
 int grad_norm_blocks() { return kNormBlocks; }
 
-void grad_sumsq(double* partial, const float* g, size_t n, cudaStream_t s) {
-  sumsq_kernel<<<kNormBlocks, 256, 0, s>>>(partial, g, n);
+template <class G>
+void grad_sumsq(double* partial, const G* g, size_t n, cudaStream_t s) {
+  sumsq_kernel<G><<<kNormBlocks, 256, 0, s>>>(partial, g, n);
   LCX_LAUNCH_CHECK();
 }
+template void grad_sumsq<float>(double*, const float*, size_t, cudaStream_t);
+template void grad_sumsq<bf16>(double*, const bf16*, size_t, cudaStream_t);
 
-template <class P>
-void adamw_update(P* p, const float* g, float* m, float* v, size_t n, float lr, float beta1,
+template <class P, class G>
+void adamw_update(P* p, const G* g, float* m, float* v, size_t n, float lr, float beta1,
                   float beta2, float eps, float wd, float gscale, int64_t step, uint64_t seed,
                   uint64_t offset, cudaStream_t s) {
   if (!n) return;
   const double bc1 = 1.0 - std::pow((double)beta1, (double)step);
   const double bc2 = 1.0 - std::pow((double)beta2, (double)step);
   const size_t blocks = (n + 255) / 256;
-  adamw_kernel<P><<<(int)(blocks < 65536 ? blocks : 65536), 256, 0, s>>>(
+  adamw_kernel<P, G><<<(int)(blocks < 65536 ? blocks : 65536), 256, 0, s>>>(
       p, g, m, v, n, lr, beta1, beta2, eps, wd, gscale, (float)bc1, (float)bc2, seed, offset);
   LCX_LAUNCH_CHECK();
 }
-template void adamw_update<float>(float*, const float*, float*, float*, size_t, float, float, float,
-                                  float, float, float, int64_t, uint64_t, uint64_t, cudaStream_t);
-template void adamw_update<bf16>(bf16*, const float*, float*, float*, size_t, float, float, float,
-                                 float, float, float, int64_t, uint64_t, uint64_t, cudaStream_t);
+
+#define LCX_ADAMW_INST(P, G)                                                                 \
+  template void adamw_update<P, G>(P*, const G*, float*, float*, size_t, float, float, float, \
+                                   float, float, float, int64_t, uint64_t, uint64_t,          \
+                                   cudaStream_t);
+LCX_ADAMW_INST(float, float)
+LCX_ADAMW_INST(bf16, float)
+LCX_ADAMW_INST(float, bf16)
+LCX_ADAMW_INST(bf16, bf16)
 
 }  // namespace lcx::cuda

@@ -3,8 +3,17 @@
 //
 // Memory plan (why it looks like this):
 // - Parameters live in the canonical layout (longctx.h) on the device, fp32 master weights by
-//   default, or bf16 with stochastic rounding (lcx_train_config.master_dtype = 1). Gradients and
-//   AdamW moments are fp32 in the same layout, so get/set calls are single copies.
+//   default, or bf16 with stochastic rounding (lcx_train_config.master_dtype = 1). AdamW moments
+//   are fp32 in the same layout, so get/set calls are single copies; so are the gradients by
+//   default.
+// - With lcx_train_config.grad_dtype = 1 the layers' four matrices (qkv, attention projection,
+//   fc, fc projection: over 90% of a 1.3B model) keep bf16 gradients in a buffer of their own,
+//   and the other tensors' fp32 gradients are packed in canonical order without them: 2 bytes
+//   per matrix parameter less (2.25 GiB on 1.3B). cuBLASLt computes each micro-batch's weight
+//   gradient in fp32 and rounds it once into the bf16 sum (beta = 1), so accumulating several
+//   micro-batches adds one rounding per micro-batch: the app asks for it only for steps of one
+//   micro-batch. The norm, the clip and AdamW read both buffers as fp32; get_grads converts back
+//   to the canonical fp32 layout.
 // - In fp32-master mode there is no second, bf16 copy of the model: each layer's four matrices
 //   (and the two biases that go through cuBLASLt's epilogue) are converted into a one-layer
 //   staging buffer right before that layer runs. That costs ~12 bytes of traffic per parameter
@@ -50,6 +59,9 @@ enum Tensor {
   WTE = 0, WPE, LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FCB, FCPROJW,
   FCPROJB, LNFW, LNFB
 };
+
+// The tensors whose gradients are bf16 with grad_dtype = 1 (cuBLASLt's weight-gradient outputs).
+bool is_matrix(int t) { return t == QKVW || t == ATTPROJW || t == FCW || t == FCPROJW; }
 
 constexpr int kClassifierChunk = 512;  // rows of logits held at once (fp32 + bf16 gradient)
 constexpr int kGenPiece = 1024;        // prefill processes at most this many tokens per pass
@@ -173,6 +185,7 @@ class CudaBackend : public Backend {
     lay_ = param_layout(cfg);
     p32_.reset(*alloc_, lay_.total * sizeof(float), "parameters (fp32)");
     bf16_master_ = false;
+    bf16_grads_ = false;
     // Sparse layout for the configured n_positions (the top-left corner serves shorter T).
     layout_host_.clear();
     layout_heads_ = 1;
@@ -246,10 +259,10 @@ class CudaBackend : public Backend {
       p16_.release();
       bf16_master_ = false;
     }
-    if (!grads_) grads_.reset(*alloc_, lay_.total * sizeof(float), "gradients (fp32)");
+    if (!grads_ || (c.grad_dtype == 1) != bf16_grads_) grads_alloc(c.grad_dtype == 1);
     if (!m_) m_.reset(*alloc_, lay_.total * sizeof(float), "AdamW m (fp32)");
     if (!v_) v_.reset(*alloc_, lay_.total * sizeof(float), "AdamW v (fp32)");
-    LCX_CUDA_CHECK(cudaMemsetAsync(grads_.get(), 0, grads_.bytes(), stream_));
+    grads_zero();
     LCX_CUDA_CHECK(cudaMemsetAsync(m_.get(), 0, m_.bytes(), stream_));
     LCX_CUDA_CHECK(cudaMemsetAsync(v_.get(), 0, v_.bytes(), stream_));
     step_ = 0;
@@ -259,7 +272,7 @@ class CudaBackend : public Backend {
 
   void zero_grad() override {
     require_train("zero_grad");
-    LCX_CUDA_CHECK(cudaMemsetAsync(grads_.get(), 0, grads_.bytes(), stream_));
+    grads_zero();
   }
 
   float forward_backward(const Batch& b, float grad_scale) override {
@@ -280,11 +293,14 @@ class CudaBackend : public Backend {
 
   float optimizer_step(float lr) override {
     require_train("optimizer_step");
-    const int nb = grad_norm_blocks();
-    partial_.grow(*alloc_, nb * sizeof(double), "grad norm partials");
-    grad_sumsq(partial_.as<double>(), grads_.as<float>(), lay_.total, stream_);
-    std::vector<double> part(nb);
-    LCX_CUDA_CHECK(cudaMemcpyAsync(part.data(), partial_.get(), nb * sizeof(double),
+    // One set of fixed-block partial sums per gradient buffer, added on the host in order.
+    const int nb = grad_norm_blocks(), nparts = bf16_grads_ ? 2 : 1;
+    partial_.grow(*alloc_, nparts * nb * sizeof(double), "grad norm partials");
+    grad_sumsq(partial_.as<double>(), grads_.as<float>(), grads_.bytes() / sizeof(float), stream_);
+    if (bf16_grads_)
+      grad_sumsq(partial_.as<double>() + nb, g16_.as<bf16>(), g16_.bytes() / sizeof(bf16), stream_);
+    std::vector<double> part((size_t)nparts * nb);
+    LCX_CUDA_CHECK(cudaMemcpyAsync(part.data(), partial_.get(), part.size() * sizeof(double),
                                    cudaMemcpyDeviceToHost, stream_));
     LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
     double ss = 0.0;
@@ -306,15 +322,21 @@ class CudaBackend : public Backend {
     for (int t = 0; t < LCX_NUM_PARAM_TENSORS; t++) {
       const size_t off = lay_.offset[t], n = lay_.count[t];
       const float wd = param_decays(t) ? tcfg_.weight_decay : 0.f;
-      float* g = grads_.as<float>() + off;
       float* m = m_.as<float>() + off;
       float* v = v_.as<float>() + off;
+      // Master weights fp32 or bf16, gradient fp32 or bf16 (the matrices with grad_dtype = 1).
+      auto update = [&](auto* p) {
+        if (bf16_grads_ && is_matrix(t))
+          adamw_update(p, G16(t), m, v, n, lr, tcfg_.beta1, tcfg_.beta2, tcfg_.eps, wd, gscale,
+                       step_, seed, off, stream_);
+        else
+          adamw_update(p, G(t), m, v, n, lr, tcfg_.beta1, tcfg_.beta2, tcfg_.eps, wd, gscale,
+                       step_, seed, off, stream_);
+      };
       if (bf16_master_)
-        adamw_update<bf16>(p16_.as<bf16>() + off, g, m, v, n, lr, tcfg_.beta1, tcfg_.beta2,
-                           tcfg_.eps, wd, gscale, step_, seed, off, stream_);
+        update(p16_.as<bf16>() + off);
       else
-        adamw_update<float>(p32_.as<float>() + off, g, m, v, n, lr, tcfg_.beta1, tcfg_.beta2,
-                            tcfg_.eps, wd, gscale, step_, seed, off, stream_);
+        update(p32_.as<float>() + off);
     }
     params_changed();
     LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -323,7 +345,19 @@ class CudaBackend : public Backend {
 
   void get_grads(float* host) override {
     require_train("get_grads");
-    LCX_CUDA_CHECK(cudaMemcpyAsync(host, grads_.get(), grads_.bytes(), cudaMemcpyDeviceToHost, stream_));
+    if (!bf16_grads_) {
+      LCX_CUDA_CHECK(cudaMemcpyAsync(host, grads_.get(), grads_.bytes(), cudaMemcpyDeviceToHost, stream_));
+    } else {
+      // Back to the canonical fp32 layout: the packed fp32 tensors copied, the matrices converted.
+      for (int t = 0; t < LCX_NUM_PARAM_TENSORS; t++) {
+        float* dst = host + lay_.offset[t];
+        if (is_matrix(t))
+          chunked_bf16_to_host(dst, G16(t), lay_.count[t]);
+        else
+          LCX_CUDA_CHECK(cudaMemcpyAsync(dst, G(t), lay_.count[t] * sizeof(float),
+                                         cudaMemcpyDeviceToHost, stream_));
+      }
+    }
     LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
   bool has_optimizer_state() const override { return (bool)m_; }
@@ -369,22 +403,55 @@ class CudaBackend : public Backend {
   void free_all() {
     acts_release();
     plans_.clear();  // releases the plans' device buffers
-    for (DBuf* b : {&p32_, &p16_, &grads_, &m_, &v_, &wte16_, &layer16_, &layout_dev_, &partial_,
-                    &staging_, &d_tokens_, &d_targets_, &d_pos_, &d_seg_, &d_te_uniq_,
+    for (DBuf* b : {&p32_, &p16_, &grads_, &g16_, &m_, &v_, &wte16_, &layer16_, &layout_dev_,
+                    &partial_, &staging_, &d_tokens_, &d_targets_, &d_pos_, &d_seg_, &d_te_uniq_,
                     &d_te_start_, &d_te_rows_, &d_pe_uniq_, &d_pe_start_, &d_pe_rows_})
       b->release();
     step_ = 0;
   }
 
   size_t per_layer(int t) const { return lay_.count[t] / cfg_.n_layer; }
+  // Offset of layer l's slice in tensor t (0 for the tensors that are not per layer).
+  size_t layer_off(int t, int l) const {
+    return (size_t)l * (t == WTE || t == WPE || t >= LNFW ? 0 : per_layer(t));
+  }
   // Parameter pointer (fp32 or bf16 master) of tensor t, layer l.
   const void* P(int t, int l = 0) const {
-    const size_t off = lay_.offset[t] + (size_t)l * (t == WTE || t == WPE || t >= LNFW ? 0 : per_layer(t));
+    const size_t off = lay_.offset[t] + layer_off(t, l);
     return bf16_master_ ? (const void*)(p16_.as<bf16>() + off) : (const void*)(p32_.as<float>() + off);
   }
-  float* G(int t, int l = 0) const {
-    const size_t off = lay_.offset[t] + (size_t)l * (t == WTE || t == WPE || t >= LNFW ? 0 : per_layer(t));
-    return grads_.as<float>() + off;
+  // Gradient of tensor t, layer l: fp32 (every tensor, or all but the matrices when bf16_grads_)
+  // or bf16 (the matrices when bf16_grads_). goff_ places t in its buffer.
+  float* G(int t, int l = 0) const { return grads_.as<float>() + goff_[t] + layer_off(t, l); }
+  bf16* G16(int t, int l = 0) const { return g16_.as<bf16>() + goff_[t] + layer_off(t, l); }
+
+  // Gradient buffers for grad_dtype: fp32 in the canonical layout, or the matrices in a bf16
+  // buffer and the other tensors packed in the same order in the fp32 one. The old buffers are
+  // released first, so a switch never holds both.
+  void grads_alloc(bool bf16_matrices) {
+    grads_.release();
+    g16_.release();
+    size_t n32 = 0, n16 = 0;
+    for (int t = 0; t < LCX_NUM_PARAM_TENSORS; t++) {
+      size_t& n = bf16_matrices && is_matrix(t) ? n16 : n32;
+      goff_[t] = n;
+      n += lay_.count[t];
+    }
+    grads_.reset(*alloc_, n32 * sizeof(float), bf16_matrices ? "gradients (fp32, all but the matrices)"
+                                                             : "gradients (fp32)");
+    if (bf16_matrices) g16_.reset(*alloc_, n16 * sizeof(bf16), "gradients (bf16, layer matrices)");
+    bf16_grads_ = bf16_matrices;
+  }
+  void grads_zero() {
+    LCX_CUDA_CHECK(cudaMemsetAsync(grads_.get(), 0, grads_.bytes(), stream_));
+    if (g16_) LCX_CUDA_CHECK(cudaMemsetAsync(g16_.get(), 0, g16_.bytes(), stream_));
+  }
+  // dW += dout^T inp for layer l's matrix t, into its fp32 or bf16 gradient.
+  void matrix_dw(int t, int l, const bf16* dout, const bf16* inp, int N, int IC, int OC) {
+    if (bf16_grads_)
+      mm_->linear_dw(G16(t, l), dout, inp, N, IC, OC, stream_);
+    else
+      mm_->linear_dw(G(t, l), dout, inp, N, IC, OC, stream_);
   }
 
   void ln_fwd(bf16* out, float* mean, float* rstd, float* x, const void* add_bias, const void* w,
@@ -888,17 +955,17 @@ class CudaBackend : public Backend {
       f32_to_bf16(dC, dres, (size_t)N * C, stream_);
       bias_backward<float>(G(FCPROJB, l), scratch, dres, N, C, stream_);
       gelu_forward(dF, la.fch, (size_t)N * F, stream_);  // GELU output, recomputed into dF
-      mm_->linear_dw(G(FCPROJW, l), dC, dF, N, F, C, stream_);
+      matrix_dw(FCPROJW, l, dC, dF, N, F, C);
       mm_->linear_dinp(dF, dC, w.fcprojw, N, F, C, stream_);
       gelu_backward_inplace(dF, la.fch, (size_t)N * F, stream_);
       bias_backward<bf16>(G(FCB, l), scratch, dF, N, F, stream_);
-      mm_->linear_dw(G(FCW, l), dF, la.ln2, N, C, F, stream_);
+      matrix_dw(FCW, l, dF, la.ln2, N, C, F);
       mm_->linear_dinp(dC, dF, w.fcw, N, C, F, stream_);
       ln_bwd(dres, G(LN2W, l), G(LN2B, l), dC, la.res_mid, la.ln2_mean, la.ln2_rstd, P(LN2W, l), N);
       // dres = d loss / d res_mid.  Attention output projection.
       f32_to_bf16(dC, dres, (size_t)N * C, stream_);
       bias_backward<float>(G(ATTPROJB, l), scratch, dres, N, C, stream_);
-      mm_->linear_dw(G(ATTPROJW, l), dC, la.att, N, C, C, stream_);
+      matrix_dw(ATTPROJW, l, dC, la.att, N, C, C);
       bf16* datt = dF;  // free again; (N, C) fits in (N, max(F, C))
       mm_->linear_dinp(datt, dC, w.attprojw, N, C, C, stream_);
       AttnArgs a = self_attn_args(b, la.qkv, la.att, la.lse);
@@ -909,7 +976,7 @@ class CudaBackend : public Backend {
       a.dq_batch = a.dkv_batch = (long long)b.T * 3 * C;
       attention_backward(a, ps.pat, ps.plan, stream_);
       bias_backward<bf16>(G(QKVB, l), scratch, dqkv, N, 3 * C, stream_);
-      mm_->linear_dw(G(QKVW, l), dqkv, la.ln1, N, C, 3 * C, stream_);
+      matrix_dw(QKVW, l, dqkv, la.ln1, N, C, 3 * C);
       mm_->linear_dinp(dC, dqkv, w.qkvw, N, C, 3 * C, stream_);
       ln_bwd(dres, G(LN1W, l), G(LN1B, l), dC, la.res_in, la.ln1_mean, la.ln1_rstd, P(LN1W, l), N);
     }
@@ -930,7 +997,11 @@ class CudaBackend : public Backend {
   std::unique_ptr<Matmul> mm_;
 
   bool bf16_master_ = false;
-  DBuf p32_, p16_, grads_, m_, v_, wte16_, layer16_, partial_, staging_;
+  // grad_dtype = 1: the matrices' gradients in g16_ (bf16), the rest packed in grads_ (fp32);
+  // goff_[t] = tensor t's offset in its buffer (grads_alloc).
+  bool bf16_grads_ = false;
+  size_t goff_[LCX_NUM_PARAM_TENSORS] = {};
+  DBuf p32_, p16_, grads_, g16_, m_, v_, wte16_, layer16_, partial_, staging_;
   int64_t step_ = 0;
   int staged_layer_ = -1;
   bool wte_dirty_ = true;

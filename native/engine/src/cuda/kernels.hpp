@@ -95,13 +95,15 @@ void gemv_bf16(int mode, void* out, const float* resid, const bf16* w, const bf1
                const bf16* bias, int IC, int OC, cudaStream_t s);
 
 // ---- adamw.cu
-// Per-block partial sums of squares (double) of g[0..n): writes nblocks values to partial.
+// Per-block partial sums of squares (double) of g[0..n): writes grad_norm_blocks() values to
+// partial. G = float or bf16 (bf16 layer-matrix gradients).
 int grad_norm_blocks();
-void grad_sumsq(double* partial, const float* g, size_t n, cudaStream_t s);
+template <class G>
+void grad_sumsq(double* partial, const G* g, size_t n, cudaStream_t s);
 // AdamW on one tensor. g is multiplied by gscale (clipping) first. P = float (fp32 master) or
-// bf16 (bf16 master, stochastically rounded with seed/offset).
-template <class P>
-void adamw_update(P* p, const float* g, float* m, float* v, size_t n, float lr, float beta1,
+// bf16 (bf16 master, stochastically rounded with seed/offset); G = float or bf16 (gradients).
+template <class P, class G>
+void adamw_update(P* p, const G* g, float* m, float* v, size_t n, float lr, float beta1,
                   float beta2, float eps, float wd, float gscale, int64_t step, uint64_t seed,
                   uint64_t offset, cudaStream_t s);
 

@@ -106,6 +106,13 @@ void Matmul::gemm(void* d, bool d_fp32, const void* c, const bf16* a, bool ta, i
     LCX_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &key.al_b, sizeof key.al_b));
     LCX_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &key.al_c, sizeof key.al_c));
     LCX_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &key.al_d, sizeof key.al_d));
+    if (!d_fp32 && beta != 0.f) {
+      // Accumulating into bf16 (bf16 weight gradients): split-K only with its partial sums in
+      // fp32, so that the sum is rounded to bf16 once (in-place or output-type reductions would
+      // round every partial).
+      const uint32_t red = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+      LCX_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &red, sizeof red));
+    }
     cublasLtMatmulHeuristicResult_t res{};
     int found = 0;
     LCX_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(impl_->handle, op, la, lb, lc, lc, pref, 1, &res, &found));
@@ -143,6 +150,10 @@ void Matmul::linear_dinp(bf16* dinp, const bf16* dout, const bf16* w, int N, int
 void Matmul::linear_dw(float* dw, const bf16* dout, const bf16* inp, int N, int IC, int OC,
                        cudaStream_t s) {
   gemm(dw, true, dw, inp, false, IC, dout, true, OC, IC, OC, N, IC, 1.f, 1.f, nullptr, s);
+}
+void Matmul::linear_dw(bf16* dw, const bf16* dout, const bf16* inp, int N, int IC, int OC,
+                       cudaStream_t s) {
+  gemm(dw, false, dw, inp, false, IC, dout, true, OC, IC, OC, N, IC, 1.f, 1.f, nullptr, s);
 }
 
 }  // namespace lcx::cuda

@@ -1,6 +1,6 @@
 // cuBLASLt matmuls for the CUDA backend: bf16 operands, fp32 accumulation, bf16 or fp32 output,
-// optional bias epilogue (bf16 outputs) and beta-accumulation into an fp32 output (residual
-// stream, weight gradients). Row-major helpers in llm.c's vocabulary sit on top.
+// optional bias epilogue (bf16 outputs) and beta-accumulation into the output (the fp32 residual
+// stream, fp32 or bf16 weight gradients). Row-major helpers in llm.c's vocabulary sit on top.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -40,6 +40,8 @@ class Matmul {
   void linear_dinp(bf16* dinp, const bf16* dout, const bf16* w, int N, int IC, int OC, cudaStream_t s);
   // dw (OC, IC) fp32 += dout^T inp
   void linear_dw(float* dw, const bf16* dout, const bf16* inp, int N, int IC, int OC, cudaStream_t s);
+  // dw (OC, IC) bf16 += dout^T inp: accumulated in fp32, the sum rounded once to bf16
+  void linear_dw(bf16* dw, const bf16* dout, const bf16* inp, int N, int IC, int OC, cudaStream_t s);
 
  private:
   struct Impl;
