@@ -287,6 +287,40 @@ void check_bf16_grads(const lcx_config& cfg, const std::vector<float>& p0, const
   check_le("bf16 grads: 10 steps, loss max abs diff", worst_loss, 2e-2);
   check_le("bf16 grads: 10 steps, norm diff / (5e-2 |fp32| + 2e-2)", worst_norm, 1.0);
   CHECK(g16->steps() == 10);
+
+  // The new bf16 weights kept in the matrices' gradient buffer between steps (the default)
+  // against converting every layer from fp32 (LCX_CUDA_W16_IN_GRADS=0): the same bits for losses,
+  // gradients and parameters over 4 steps, one of them with a second, accumulated micro-batch
+  // (that backward reads staged weights: the first one overwrote the buffer).
+  auto on = lcx::make_cuda_backend(cfg), off = lcx::make_cuda_backend(cfg);
+  on->set_params(p0.data());
+  off->set_params(p0.data());
+  on->train_init(train_cfg(0, 0, 1));
+  {
+    EnvVar staged("LCX_CUDA_W16_IN_GRADS", "0");  // read by train_init
+    off->train_init(train_cfg(0, 0, 1));
+  }
+  double worst = 0;
+  for (int step = 0; step < 4; step++) {
+    on->zero_grad();
+    off->zero_grad();
+    worst = std::fmax(worst, std::fabs(on->forward_backward(d.batch(), 1.f) - off->forward_backward(d.batch(), 1.f)));
+    if (step == 2)
+      worst = std::fmax(worst, std::fabs(on->forward_backward(d2.batch(), 1.f) - off->forward_backward(d2.batch(), 1.f)));
+    on->get_grads(a.data());
+    off->get_grads(b.data());
+    worst = std::fmax(worst, max_abs(a.data(), b.data(), lay.total));
+    worst = std::fmax(worst, std::fabs(on->optimizer_step(1e-3f) - off->optimizer_step(1e-3f)));
+  }
+  on->get_params(a.data());
+  off->get_params(b.data());
+  worst = std::fmax(worst, max_abs(a.data(), b.data(), lay.total));
+  check_le("bf16 weights in the gradient buffer vs staged: max abs diff (losses, grads, params)", worst, 0.0);
+  // The step consumed the gradients: they read as zero until the next backward.
+  on->get_grads(a.data());
+  double left = 0;
+  for (float v : a) left = std::fmax(left, std::fabs(v));
+  check_le("bf16 weights in the gradient buffer: gradients after the step", left, 0.0);
 }
 
 void run_case(const char* name, const lcx_config& cfg, int B, int T, bool segments) {

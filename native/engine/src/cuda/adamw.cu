@@ -2,7 +2,9 @@
 // fp32 master weights, or bf16 master weights written back with stochastic rounding (unbiased,
 // so updates smaller than a bf16 ulp still move the weights on average), seeded per step.
 // Gradients are fp32, or bf16 for the layer matrices (lcx_train_config.grad_dtype): both are read
-// as fp32, so the update arithmetic is the same.
+// as fp32, so the update arithmetic is the same. w16 (optional) receives the new fp32 weights
+// rounded to bf16, the same bits f32_to_bf16 would give; it may be the gradient itself (each
+// element is read before it is written), see the bf16 weights in cuda_backend.cpp.
 #include <cmath>
 
 #include "common.cuh"
@@ -39,7 +41,7 @@ __device__ __forceinline__ void store_param(bf16* p, size_t i, float v, uint64_t
 }
 
 template <class P, class G>
-__global__ void adamw_kernel(P* p, const G* g, float* m, float* v, size_t n, float lr,
+__global__ void adamw_kernel(P* p, const G* g, float* m, float* v, bf16* w16, size_t n, float lr,
                              float b1, float b2, float eps, float wd, float gscale, float bc1,
                              float bc2, uint64_t seed, uint64_t offset) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
@@ -50,7 +52,9 @@ __global__ void adamw_kernel(P* p, const G* g, float* m, float* v, size_t n, flo
     v[i] = vi;
     const float w = to_f(p[i]);
     const float upd = (mi / bc1) / (sqrtf(vi / bc2) + eps) + wd * w;
-    store_param(p, i, w - lr * upd, seed, offset);
+    const float nw = w - lr * upd;
+    store_param(p, i, nw, seed, offset);
+    if (w16) w16[i] = __float2bfloat16_rn(nw);
   }
 }
 
@@ -69,20 +73,20 @@ template void grad_sumsq<bf16>(double*, const bf16*, size_t, cudaStream_t);
 template <class P, class G>
 void adamw_update(P* p, const G* g, float* m, float* v, size_t n, float lr, float beta1,
                   float beta2, float eps, float wd, float gscale, int64_t step, uint64_t seed,
-                  uint64_t offset, cudaStream_t s) {
+                  uint64_t offset, cudaStream_t s, bf16* w16) {
   if (!n) return;
   const double bc1 = 1.0 - std::pow((double)beta1, (double)step);
   const double bc2 = 1.0 - std::pow((double)beta2, (double)step);
   const size_t blocks = (n + 255) / 256;
   adamw_kernel<P, G><<<(int)(blocks < 65536 ? blocks : 65536), 256, 0, s>>>(
-      p, g, m, v, n, lr, beta1, beta2, eps, wd, gscale, (float)bc1, (float)bc2, seed, offset);
+      p, g, m, v, w16, n, lr, beta1, beta2, eps, wd, gscale, (float)bc1, (float)bc2, seed, offset);
   LCX_LAUNCH_CHECK();
 }
 
 #define LCX_ADAMW_INST(P, G)                                                                 \
   template void adamw_update<P, G>(P*, const G*, float*, float*, size_t, float, float, float, \
                                    float, float, float, int64_t, uint64_t, uint64_t,          \
-                                   cudaStream_t);
+                                   cudaStream_t, bf16*);
 LCX_ADAMW_INST(float, float)
 LCX_ADAMW_INST(bf16, float)
 LCX_ADAMW_INST(float, bf16)

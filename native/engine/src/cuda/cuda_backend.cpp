@@ -14,6 +14,14 @@
 //   micro-batches adds one rounding per micro-batch: the app asks for it only for steps of one
 //   micro-batch. The norm, the clip and AdamW read both buffers as fp32; get_grads converts back
 //   to the canonical fp32 layout.
+// - With fp32 masters and those bf16 gradients, the bf16 gradient buffer carries nothing between
+//   the optimizer step and the next backward, so AdamW leaves the new weights there, rounded to
+//   bf16 (the bits the per-layer conversion below would give), and the forward, the backward's
+//   recompute and its input gradients read them: no fp32 -> bf16 conversion of the matrices,
+//   twice per step (~9 ms of a 1.3B step), for no memory. The backward zeroes layer l's slots
+//   and accumulates its gradients there once its input gradients are done; the step then
+//   consumes the gradients (the next backward starts from zero, as after zero_grad).
+//   LCX_CUDA_W16_IN_GRADS=0 turns this off.
 // - In fp32-master mode there is no second, bf16 copy of the model: each layer's four matrices
 //   (and the two biases that go through cuBLASLt's epilogue) are converted into a one-layer
 //   staging buffer right before that layer runs. That costs ~12 bytes of traffic per parameter
@@ -63,7 +71,7 @@ enum Tensor {
 // The tensors whose gradients are bf16 with grad_dtype = 1 (cuBLASLt's weight-gradient outputs).
 bool is_matrix(int t) { return t == QKVW || t == ATTPROJW || t == FCW || t == FCPROJW; }
 
-constexpr int kClassifierChunk = 512;  // rows of logits held at once (fp32 + bf16 gradient)
+constexpr int kClassifierChunk = 512;  // rows of logits held at once (fp32 + bf16 gradient), at least
 constexpr int kGenPiece = 1024;        // prefill processes at most this many tokens per pass
 
 size_t round8(size_t v) { return (v + 7) / 8 * 8; }
@@ -186,6 +194,7 @@ class CudaBackend : public Backend {
     p32_.reset(*alloc_, lay_.total * sizeof(float), "parameters (fp32)");
     bf16_master_ = false;
     bf16_grads_ = false;
+    w16g_on_ = false;
     // Sparse layout for the configured n_positions (the top-left corner serves shorter T).
     layout_host_.clear();
     layout_heads_ = 1;
@@ -211,8 +220,9 @@ class CudaBackend : public Backend {
     } else {
       chunked_host_to_bf16(p16_.as<bf16>(), host, lay_.total);
     }
-    LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
     params_changed();
+    w16g_fill();
+    LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
   void get_params(float* host) override {
@@ -262,7 +272,11 @@ class CudaBackend : public Backend {
     if (!grads_ || (c.grad_dtype == 1) != bf16_grads_) grads_alloc(c.grad_dtype == 1);
     if (!m_) m_.reset(*alloc_, lay_.total * sizeof(float), "AdamW m (fp32)");
     if (!v_) v_.reset(*alloc_, lay_.total * sizeof(float), "AdamW v (fp32)");
+    const char* w16env = std::getenv("LCX_CUDA_W16_IN_GRADS");
+    w16g_on_ = bf16_grads_ && !bf16_master_ && !(w16env && w16env[0] == '0');
+    w16g_.assign(cfg_.n_layer, 0);
     grads_zero();
+    w16g_fill();
     LCX_CUDA_CHECK(cudaMemsetAsync(m_.get(), 0, m_.bytes(), stream_));
     LCX_CUDA_CHECK(cudaMemsetAsync(v_.get(), 0, v_.bytes(), stream_));
     step_ = 0;
@@ -286,6 +300,7 @@ class CudaBackend : public Backend {
     run_forward(b, /*train=*/true);
     classifier(b, /*train=*/true, dscale, nullptr);
     run_backward(b);
+    g16_fresh_ = false;  // the matrices' slots hold this backward's gradients
     float loss = 0.f;
     finish_loss(N, nullptr, &loss);
     return loss;
@@ -293,6 +308,11 @@ class CudaBackend : public Backend {
 
   float optimizer_step(float lr) override {
     require_train("optimizer_step");
+    // No backward since the gradients were zeroed: the matrices' buffer may hold weights.
+    if (w16g_on_ && g16_fresh_) {
+      LCX_CUDA_CHECK(cudaMemsetAsync(g16_.get(), 0, g16_.bytes(), stream_));
+      std::fill(w16g_.begin(), w16g_.end(), 0);
+    }
     // One set of fixed-block partial sums per gradient buffer, added on the host in order.
     const int nb = grad_norm_blocks(), nparts = bf16_grads_ ? 2 : 1;
     partial_.grow(*alloc_, nparts * nb * sizeof(double), "grad norm partials");
@@ -328,7 +348,7 @@ class CudaBackend : public Backend {
       auto update = [&](auto* p) {
         if (bf16_grads_ && is_matrix(t))
           adamw_update(p, G16(t), m, v, n, lr, tcfg_.beta1, tcfg_.beta2, tcfg_.eps, wd, gscale,
-                       step_, seed, off, stream_);
+                       step_, seed, off, stream_, w16g_on_ ? G16(t) : nullptr);
         else
           adamw_update(p, G(t), m, v, n, lr, tcfg_.beta1, tcfg_.beta2, tcfg_.eps, wd, gscale,
                        step_, seed, off, stream_);
@@ -339,6 +359,12 @@ class CudaBackend : public Backend {
         update(p32_.as<float>() + off);
     }
     params_changed();
+    if (w16g_on_) {
+      // The matrices' gradients became the new bf16 weights: the step consumes every gradient.
+      std::fill(w16g_.begin(), w16g_.end(), 1);
+      LCX_CUDA_CHECK(cudaMemsetAsync(grads_.get(), 0, grads_.bytes(), stream_));
+      g16_fresh_ = true;
+    }
     LCX_CUDA_CHECK(cudaStreamSynchronize(stream_));
     return (float)norm;
   }
@@ -351,7 +377,9 @@ class CudaBackend : public Backend {
       // Back to the canonical fp32 layout: the packed fp32 tensors copied, the matrices converted.
       for (int t = 0; t < LCX_NUM_PARAM_TENSORS; t++) {
         float* dst = host + lay_.offset[t];
-        if (is_matrix(t))
+        if (is_matrix(t) && w16g_on_ && g16_fresh_)
+          std::fill(dst, dst + lay_.count[t], 0.f);  // zeroed (the buffer may hold weights)
+        else if (is_matrix(t))
           chunked_bf16_to_host(dst, G16(t), lay_.count[t]);
         else
           LCX_CUDA_CHECK(cudaMemcpyAsync(dst, G(t), lay_.count[t] * sizeof(float),
@@ -442,16 +470,28 @@ class CudaBackend : public Backend {
     if (bf16_matrices) g16_.reset(*alloc_, n16 * sizeof(bf16), "gradients (bf16, layer matrices)");
     bf16_grads_ = bf16_matrices;
   }
+  // Zero gradients. With bf16 weights in the matrices' gradient buffer (w16g_on_) that buffer
+  // is left as it is and marked fresh: the next backward zeroes each layer's slots itself once
+  // it has read the weights there.
   void grads_zero() {
     LCX_CUDA_CHECK(cudaMemsetAsync(grads_.get(), 0, grads_.bytes(), stream_));
-    if (g16_) LCX_CUDA_CHECK(cudaMemsetAsync(g16_.get(), 0, g16_.bytes(), stream_));
+    if (g16_ && !w16g_on_) LCX_CUDA_CHECK(cudaMemsetAsync(g16_.get(), 0, g16_.bytes(), stream_));
+    g16_fresh_ = true;
   }
-  // dW += dout^T inp for layer l's matrix t, into its fp32 or bf16 gradient.
+  // The current bf16 weights of the layer matrices into their (fresh) gradient slots.
+  void w16g_fill() {
+    if (!w16g_on_ || !g16_fresh_) return;
+    for (int t = 0; t < LCX_NUM_PARAM_TENSORS; t++)
+      if (is_matrix(t)) f32_to_bf16(G16(t), (const float*)P(t), lay_.count[t], stream_);
+    std::fill(w16g_.begin(), w16g_.end(), 1);
+  }
+  // dW += dout^T inp for layer l's matrix t, into its fp32 or bf16 gradient. In a fresh bf16
+  // buffer the slot is zeroed first (it may hold layer l's weights, read by then).
   void matrix_dw(int t, int l, const bf16* dout, const bf16* inp, int N, int IC, int OC) {
-    if (bf16_grads_)
-      mm_->linear_dw(G16(t, l), dout, inp, N, IC, OC, stream_);
-    else
-      mm_->linear_dw(G(t, l), dout, inp, N, IC, OC, stream_);
+    if (!bf16_grads_) return mm_->linear_dw(G(t, l), dout, inp, N, IC, OC, stream_);
+    if (w16g_on_ && g16_fresh_)
+      LCX_CUDA_CHECK(cudaMemsetAsync(G16(t, l), 0, per_layer(t) * sizeof(bf16), stream_));
+    mm_->linear_dw(G16(t, l), dout, inp, N, IC, OC, stream_);
   }
 
   void ln_fwd(bf16* out, float* mean, float* rstd, float* x, const void* add_bias, const void* w,
@@ -473,25 +513,40 @@ class CudaBackend : public Backend {
                                 (const float*)w, N, cfg_.n_embd, stream_);
   }
 
-  // bf16 operands of layer l: straight into the bf16 master, or staged from fp32.
+  // bf16 operands of layer l: straight into the bf16 master, or staged from fp32. With the bf16
+  // weights in the gradient buffer (w16g_[l]) the matrices are read there, except fcproj's,
+  // copied to the stage: its gradient overwrites the slot before its input gradient is computed
+  // (that product overwrites the GELU output the weight gradient reads).
   LayerW16 layer_w16(int l) {
     const int t_ids[6] = {QKVW, QKVB, ATTPROJW, FCW, FCB, FCPROJW};
     const bf16* ptr[6];
     if (bf16_master_) {
       for (int i = 0; i < 6; i++) ptr[i] = (const bf16*)P(t_ids[i], l);
     } else {
+      const bool in_g16 = w16g_on_ && w16g_[l];
       size_t total = 0;
       for (int t : t_ids) total += round8(per_layer(t));
       layer16_.grow(*alloc_, total * sizeof(bf16), "one layer's bf16 weights");
       bf16* dst = layer16_.as<bf16>();
       size_t off = 0;
       for (int i = 0; i < 6; i++) {
-        ptr[i] = dst + off;
-        if (staged_layer_ != l)
-          f32_to_bf16(dst + off, (const float*)P(t_ids[i], l), per_layer(t_ids[i]), stream_);
-        off += round8(per_layer(t_ids[i]));
+        const int t = t_ids[i];
+        if (in_g16 && is_matrix(t) && t != FCPROJW) {
+          ptr[i] = G16(t, l);
+        } else {
+          ptr[i] = dst + off;
+          if (staged_layer_ != l || staged_in_g16_ != in_g16) {
+            if (in_g16 && t == FCPROJW)
+              LCX_CUDA_CHECK(cudaMemcpyAsync(dst + off, G16(t, l), per_layer(t) * sizeof(bf16),
+                                             cudaMemcpyDeviceToDevice, stream_));
+            else
+              f32_to_bf16(dst + off, (const float*)P(t, l), per_layer(t), stream_);
+          }
+        }
+        off += round8(per_layer(t));
       }
       staged_layer_ = l;
+      staged_in_g16_ = in_g16;  // the stage then lacks three matrices
     }
     return {ptr[0], ptr[1], ptr[2], ptr[3], ptr[4], ptr[5]};
   }
@@ -654,6 +709,7 @@ class CudaBackend : public Backend {
     // (logits, their gradient, the bf16 wte): then both sets start at offset 0 (shared).
     DBuf arena;
     bool shared = false;
+    int cls_rows = kClassifierChunk;  // classifier rows per chunk
     float *resm_p = nullptr, *logits_p = nullptr;
     bf16 *ln1_p = nullptr, *qkv_p = nullptr, *ln2_p = nullptr, *fch_p = nullptr, *dF_p = nullptr,
          *dqkv_p = nullptr, *dlogits_p = nullptr, *wte16_p = nullptr;
@@ -687,7 +743,8 @@ class CudaBackend : public Backend {
     const size_t C = cfg_.n_embd, F = cfg_.n_inner, NH = cfg_.n_head, V = cfg_.vocab_size;
     const size_t n = (size_t)Nc;
     DeviceAllocator& a = *alloc_;
-    const size_t R = std::min<size_t>(n, kClassifierChunk), Vp = round8(V);
+    size_t R = std::min<size_t>(n, kClassifierChunk);
+    const size_t Vp = round8(V);
     acts_.res.reset(a, nres * n * C * 4, "activations: residual stream");
     acts_.att.reset(a, natt * n * C * 2, "activations: attention out");
     acts_.stats.reset(a, nlay * n * 4 * 4, "activations: layernorm stats");
@@ -701,9 +758,17 @@ class CudaBackend : public Backend {
                  b_ln2 = al(nlay * n * C * 2), b_fch = al(nlay * n * F * 2),
                  b_dF = train ? al(n * std::max(F, C) * 2) : 0, b_dqkv = train ? al(n * 3 * C * 2) : 0;
     acts_.shared = train && nlay == 1;
-    const size_t b_logits = al(R * Vp * 4), b_dlogits = train ? al(R * Vp * 2) : 0,
-                 b_wte = acts_.shared && !bf16_master_ ? al(V * C * 2) : 0;
     const size_t layer = b_ln1 + b_qkv + b_resm + b_ln2 + b_fch + b_dF + b_dqkv;
+    const size_t b_wte = acts_.shared && !bf16_master_ ? al(V * C * 2) : 0;
+    // Shared: chunks as large as the layer temporaries leave room for (whole multiples of 512
+    // rows). Each chunk's wte-gradient product reads and writes all of dwte (0.8 GB at 1.3B)
+    // and the other two read wte: at 2048 x 6 tokens 2048-row chunks instead of 512 move
+    // ~15 GB less per step, for no memory.
+    auto cls_bytes = [&](size_t r) { return al(r * Vp * 4) + (train ? al(r * Vp * 2) : 0) + b_wte; };
+    if (acts_.shared)
+      while (R + kClassifierChunk <= n && cls_bytes(R + kClassifierChunk) <= layer) R += kClassifierChunk;
+    acts_.cls_rows = (int)R;
+    const size_t b_logits = al(R * Vp * 4), b_dlogits = train ? al(R * Vp * 2) : 0;
     const size_t cls = b_logits + b_dlogits + b_wte;
     // Shared: recompute redoes every layer's temporaries right before its backward (the last
     // one too, run_backward), so the classifier may overwrite them: at 8192 tokens of the 1.3B
@@ -889,8 +954,8 @@ class CudaBackend : public Backend {
   void classifier(const Batch& b, bool train, float dscale, float* logits_out) {
     const int N = b.B * b.T, C = cfg_.n_embd, V = cfg_.vocab_size, Vp = (int)round8(V);
     const bf16* wte = wte_bf16();
-    for (int r0 = 0; r0 < N; r0 += kClassifierChunk) {
-      const int R = std::min(kClassifierChunk, N - r0);
+    for (int r0 = 0; r0 < N; r0 += acts_.cls_rows) {
+      const int R = std::min(acts_.cls_rows, N - r0);
       const bf16* x = acts_.lnf.as<bf16>() + (size_t)r0 * C;
       float* lg = acts_.logits_p;
       mm_->gemm(lg, true, nullptr, wte, true, C, x, false, C, V, R, C, Vp, 1.f, 0.f, nullptr, stream_);
@@ -959,15 +1024,16 @@ class CudaBackend : public Backend {
       mm_->linear_dinp(dF, dC, w.fcprojw, N, F, C, stream_);
       gelu_backward_inplace(dF, la.fch, (size_t)N * F, stream_);
       bias_backward<bf16>(G(FCB, l), scratch, dF, N, F, stream_);
-      matrix_dw(FCW, l, dF, la.ln2, N, C, F);
+      // Input gradient first: with w16g_ the weight sits in the slot matrix_dw overwrites.
       mm_->linear_dinp(dC, dF, w.fcw, N, C, F, stream_);
+      matrix_dw(FCW, l, dF, la.ln2, N, C, F);
       ln_bwd(dres, G(LN2W, l), G(LN2B, l), dC, la.res_mid, la.ln2_mean, la.ln2_rstd, P(LN2W, l), N);
       // dres = d loss / d res_mid.  Attention output projection.
       f32_to_bf16(dC, dres, (size_t)N * C, stream_);
       bias_backward<float>(G(ATTPROJB, l), scratch, dres, N, C, stream_);
-      matrix_dw(ATTPROJW, l, dC, la.att, N, C, C);
       bf16* datt = dF;  // free again; (N, C) fits in (N, max(F, C))
       mm_->linear_dinp(datt, dC, w.attprojw, N, C, C, stream_);
+      matrix_dw(ATTPROJW, l, dC, la.att, N, C, C);
       AttnArgs a = self_attn_args(b, la.qkv, la.att, la.lse);
       a.dout = datt;
       a.dvec = acts_.dvec.as<float>();
@@ -976,8 +1042,9 @@ class CudaBackend : public Backend {
       a.dq_batch = a.dkv_batch = (long long)b.T * 3 * C;
       attention_backward(a, ps.pat, ps.plan, stream_);
       bias_backward<bf16>(G(QKVB, l), scratch, dqkv, N, 3 * C, stream_);
-      matrix_dw(QKVW, l, dqkv, la.ln1, N, C, 3 * C);
       mm_->linear_dinp(dC, dqkv, w.qkvw, N, C, 3 * C, stream_);
+      matrix_dw(QKVW, l, dqkv, la.ln1, N, C, 3 * C);
+      if (w16g_on_) w16g_[l] = 0;  // its slots hold gradients now
       ln_bwd(dres, G(LN1W, l), G(LN1B, l), dC, la.res_in, la.ln1_mean, la.ln1_rstd, P(LN1W, l), N);
     }
     // dres = d loss / d (wte[token] + wpe[pos])
@@ -1001,6 +1068,11 @@ class CudaBackend : public Backend {
   // goff_[t] = tensor t's offset in its buffer (grads_alloc).
   bool bf16_grads_ = false;
   size_t goff_[LCX_NUM_PARAM_TENSORS] = {};
+  // The bf16 weights in the matrices' gradient buffer (see the top): w16g_on_ = the mode,
+  // w16g_[l] = layer l's slots hold its weights, g16_fresh_ = no gradient since the last zeroing
+  // (the next backward zeroes each slot before accumulating).
+  bool w16g_on_ = false, g16_fresh_ = false, staged_in_g16_ = false;
+  std::vector<uint8_t> w16g_;
   DBuf p32_, p16_, grads_, g16_, m_, v_, wte16_, layer16_, partial_, staging_;
   int64_t step_ = 0;
   int staged_layer_ = -1;

@@ -102,9 +102,10 @@ template <class G>
 void grad_sumsq(double* partial, const G* g, size_t n, cudaStream_t s);
 // AdamW on one tensor. g is multiplied by gscale (clipping) first. P = float (fp32 master) or
 // bf16 (bf16 master, stochastically rounded with seed/offset); G = float or bf16 (gradients).
+// w16 != nullptr: also writes the new weights rounded to bf16 there (may alias g).
 template <class P, class G>
 void adamw_update(P* p, const G* g, float* m, float* v, size_t n, float lr, float beta1,
                   float beta2, float eps, float wd, float gscale, int64_t step, uint64_t seed,
-                  uint64_t offset, cudaStream_t s);
+                  uint64_t offset, cudaStream_t s, bf16* w16 = nullptr);
 
 }  // namespace lcx::cuda
