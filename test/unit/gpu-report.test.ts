@@ -76,6 +76,20 @@ describe.skipIf(!python)('gpu_report.py', () => {
     expect(text).toContain('Dense at 2048 x batch 4: 37,128 tokens/s')
   })
 
+  it('reads run 10 as measured: 14 of 18 targets, 2048 past 2x at batch 6 within the anchor memory, both attention kernels past their aims', () => {
+    const { text } = report('run10')
+    expect(row(text, 'training tokens/s at 2048')).toMatch(/46,314 \(batch 6, 22\.01 GiB <= anchor's 25\.3\).*\| 2\.04x \| PASS/)
+    expect(row(text, 'training tokens/s at 8192')).toMatch(/34,993 \(batch 1\).*\| 1\.88x \| FAIL/)
+    expect(row(text, 'attention fwd hd128')).toMatch(/359\.1 \(0\.765 ms\) \| PyTorch SDPA 456\.8 \| 0\.79x SDPA \| PASS/)
+    expect(row(text, 'attention bwd hd128')).toMatch(/330\.3 \(2\.080 ms\).*PASS/)
+    expect(row(text, "sparse layer's attention")).toMatch(/37\.50% \| FAIL/)
+    expect(row(text, 'standard mode peak at 2048')).toMatch(/18\.44 GiB \(bf16 matrix gradients\).*0\.89x \| PASS/)
+    expect(row(text, 'prefill 8000 >= 2x')).toMatch(/107,557.*torch 71,519 \| 1\.50x \| FAIL/)
+    // The mma.sync comparison rows of the attention log are not mistaken for the dense row.
+    expect(text).not.toContain('mma.sync')
+    expect(text).toMatch(/14 of 18 judged targets pass; 0 without a mark/)
+  })
+
   it('reads run 9, from before bf16 gradients: fp32 gradients everywhere, no bf16-gradient row', () => {
     const { text, out } = report('run9')
     expect(text).not.toContain("bf16 gradients' effect on loss")
