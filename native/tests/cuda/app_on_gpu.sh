@@ -29,15 +29,20 @@ const addon = require(process.argv[2])
 const out = { backends: addon.backendsAvailable(), nvml: addon.nvmlQuery() }
 ;(async () => {
   const m = await addon.Model.create({ vocabSize: 512, nPositions: 256, nEmbd: 128, nLayer: 2, nHead: 4 }, 1, 'cuda')
-  await m.trainInit({ gradClip: 1 })
   const B = 2, T = 256, tokens = new Int32Array(B * T), targets = new Int32Array(B * T)
   for (let i = 0; i < B * T; i++) tokens[i] = (i * 37) % 512
   for (let i = 0; i < B * T; i++) targets[i] = (i + 1) % T === 0 ? -1 : tokens[i + 1]
-  out.losses = []
-  for (let s = 0; s < 5; s++) {
-    await m.zeroGrad()
-    out.losses.push(await m.forwardBackward({ tokens, targets, B, T }, 1))
-    await m.optimizerStep(1e-3)
+  // Both gradient dtypes the worker asks for (bf16 layer matrices for one-micro-batch steps).
+  const params = await m.getParams()
+  for (const gradDtype of ['fp32', 'bf16']) {
+    await m.setParams(params)
+    await m.trainInit({ gradClip: 1, gradDtype })
+    const losses = (out['losses_' + gradDtype] = [])
+    for (let s = 0; s < 5; s++) {
+      await m.zeroGrad()
+      losses.push(await m.forwardBackward({ tokens, targets, B, T }, 1))
+      await m.optimizerStep(1e-3)
+    }
   }
   out.memory = await m.memoryStats()
   out.nvmlAfter = addon.nvmlQuery()
