@@ -185,16 +185,13 @@ __global__ void __launch_bounds__(NTHREADS, fwd_min_ctas(D, STAGES)) attn_fwd_ke
   bf16* sK = sQ + TL * P;
   bf16* sV = sK + STAGES * TL * P;
   const AttnArgs& a = p.a;
-  // Heaviest tiles first (late query tiles see the most keys): the last wave is then short.
-  const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  const int hl = p.layout_heads > 1 ? h : 0;
-  const int li = (b * p.layout_heads + hl) * p.ntiles + qt;
-  const int e0 = p.off[li], e1 = p.off[li + 1];
+  const Cta c = cta_here(p);
+  const int qt = c.tile, h = c.h, b = c.b, tid = c.tid, warp = c.warp, lane = c.lane, g = c.g, t4 = c.t4;
+  const int hl = c.hl, e0 = c.e0, e1 = c.e1;
   const bf16* qg = a.q + b * a.q_batch + h * D;
   const bf16* kg = a.k + b * a.kv_batch + h * D;
   const bf16* vg = a.v + b * a.kv_batch + h * D;
-  const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
+  const int32_t* seg = c.seg;
   const int q0 = qt * TL;
 
   load_tile<D>(sQ, qg, a.q_row, contiguous_blocks(qt), a.Tq, tid);
@@ -278,17 +275,14 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_kernel(const KParams p) {
   bf16* sK = sdO + TL * P;
   bf16* sV = sK + STAGES * TL * P;
   const AttnArgs& a = p.a;
-  // Heaviest tiles first (late query tiles see the most keys): the last wave is then short.
-  const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  const int hl = p.layout_heads > 1 ? h : 0;
-  const int li = (b * p.layout_heads + hl) * p.ntiles + qt;
-  const int e0 = p.off[li], e1 = p.off[li + 1];
+  const Cta c = cta_here(p);
+  const int qt = c.tile, h = c.h, b = c.b, tid = c.tid, warp = c.warp, lane = c.lane, g = c.g, t4 = c.t4;
+  const int hl = c.hl, e0 = c.e0, e1 = c.e1;
   const bf16* qg = a.q + b * a.q_batch + h * D;
   const bf16* kg = a.k + b * a.kv_batch + h * D;
   const bf16* vg = a.v + b * a.kv_batch + h * D;
   const bf16* dog = a.dout + b * a.o_batch + h * D;
-  const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
+  const int32_t* seg = c.seg;
   const int q0 = qt * TL;
 
   load_tile<D>(sQ, qg, a.q_row, contiguous_blocks(qt), a.Tq, tid);
@@ -362,12 +356,9 @@ __global__ void __launch_bounds__(NTHREADS) attn_dkv_kernel(const KParams p) {
   float* sL = reinterpret_cast<float*>(sdO + STAGES * TL * P);
   float* sDv = sL + STAGES * TL;
   const AttnArgs& a = p.a;
-  // Groups are ordered by query-list length, shortest first: run them longest first.
-  const int gi = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  const int hl = p.layout_heads > 1 ? h : 0;
-  const int li = (b * p.layout_heads + hl) * p.ntiles + gi;
-  const int e0 = p.off[li], e1 = p.off[li + 1];
+  const Cta c = cta_here(p);
+  const int h = c.h, b = c.b, tid = c.tid, warp = c.warp, lane = c.lane, g = c.g, t4 = c.t4;
+  const int hl = c.hl, li = c.li, e0 = c.e0, e1 = c.e1;
   const int4 kb4 = p.gblk[li];
   const int my_kb = comp(kb4, warp);
   const bf16* qg = a.q + b * a.q_batch + h * D;
@@ -376,7 +367,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_dkv_kernel(const KParams p) {
   const bf16* dog = a.dout + b * a.o_batch + h * D;
   const float* lseg = a.lse + ((long long)b * a.NH + h) * a.Tq;
   const float* dvg = a.dvec + ((long long)b * a.NH + h) * a.Tq;
-  const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
+  const int32_t* seg = c.seg;
 
   auto load_q = [&](int stage, int4 qb4) {
     load_tile<D>(sQ + stage * TL * P, qg, a.q_row, qb4, a.Tq, tid);
@@ -398,20 +389,8 @@ __global__ void __launch_bounds__(NTHREADS) attn_dkv_kernel(const KParams p) {
     for (int i = 0; i < 4; i++) dk[n][i] = dv[n][i] = 0.f;
 
   for (int e = e0; e < e1; e++) {
-    const int4 qb4 = p.blk[e];
     const int fl = p.flags[e];
-    int buf = 0;
-    if (STAGES == 2) {
-      buf = (e - e0) & 1;
-      if (e + 1 < e1) load_q(buf ^ 1, p.blk[e + 1]);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      load_q(0, qb4);
-      cp_async_commit();
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+    const int buf = stage_q<STAGES, false>(p, e, e0, e1, load_q);
     const bf16* cQ = sQ + buf * TL * P;
     const bf16* cdO = sdO + buf * TL * P;
     const float* cL = sL + buf * TL;

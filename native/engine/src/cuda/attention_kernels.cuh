@@ -156,6 +156,12 @@ __device__ __forceinline__ void load_vec64(float* s, const float* g, int4 blk, i
   }
 }
 
+// Orders this thread's generic-proxy writes to shared memory (cp.async, st.shared) before the
+// async proxy's reads (wgmma operands) that follow a barrier.
+__device__ __forceinline__ void fence_async_smem() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
 // One step of the fwd / dq loop over key tiles: with 2 stages, start loading the next entry's
 // K and V tiles into the other buffer and wait for this entry's (loaded one step earlier);
 // with 1 stage, load this entry's. Returns the buffer that holds entry e. SWZ tiles are read
@@ -182,7 +188,55 @@ __device__ __forceinline__ int stage_kv(bf16* sK, bf16* sV, const bf16* kg, cons
     cp_async_commit();
     cp_async_wait<0>();
   }
-  if (SWZ) asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  if (SWZ) fence_async_smem();
+  __syncthreads();
+  return buf;
+}
+
+// Where a CTA stands: its tile (a query tile for fwd / dq, a key group for dkv), head and batch
+// row, its lane roles, and its entries [e0, e1) of the plan. The grid runs the tiles last first:
+// late query tiles see the most keys and the groups are sorted shortest first, so the last wave
+// is short.
+struct Cta {
+  int tile, h, b, tid, warp, lane, g, t4, hl, e0, e1;
+  int li;              // the tile's list index in the plan
+  const int32_t* seg;  // the batch row's segment ids, or nullptr
+};
+__device__ __forceinline__ Cta cta_here(const KParams& p) {
+  Cta c;
+  c.tile = gridDim.x - 1 - blockIdx.x;
+  c.h = blockIdx.y;
+  c.b = blockIdx.z;
+  c.tid = threadIdx.x;
+  c.warp = c.tid >> 5;
+  c.lane = c.tid & 31;
+  c.g = c.lane >> 2;
+  c.t4 = c.lane & 3;
+  c.hl = p.layout_heads > 1 ? c.h : 0;
+  c.li = (c.b * p.layout_heads + c.hl) * p.ntiles + c.tile;
+  c.e0 = p.off[c.li];
+  c.e1 = p.off[c.li + 1];
+  c.seg = p.a.seg ? p.a.seg + c.b * p.a.seg_batch : nullptr;
+  return c;
+}
+
+// dkv's counterpart of stage_kv over its query tiles: Q and dO of entry e (or, with 2 stages,
+// of e + 1 into the other buffer, e's having been loaded one step earlier), with their lse2 and
+// dvec; load(stage, blocks) issues the copies. Returns the buffer that holds entry e.
+template <int STAGES, bool SWZ, class Load>
+__device__ __forceinline__ int stage_q(const KParams& p, int e, int e0, int e1, Load&& load) {
+  int buf = 0;
+  if (STAGES == 2) {
+    buf = (e - e0) & 1;
+    if (e + 1 < e1) load(buf ^ 1, p.blk[e + 1]);
+    cp_async_commit();
+    cp_async_wait<1>();
+  } else {
+    load(0, p.blk[e]);
+    cp_async_commit();
+    cp_async_wait<0>();
+  }
+  if (SWZ) fence_async_smem();
   __syncthreads();
   return buf;
 }

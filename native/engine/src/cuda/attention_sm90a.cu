@@ -66,8 +66,15 @@ __device__ __forceinline__ void to_a_frags(uint32_t (&fa)[4][4], const float (&s
     fa[kk][3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
   }
 }
-__device__ __forceinline__ void fence_async_smem() {
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+// The dynamic shared memory from its first 1024-byte boundary (the launch adds 1 KB): swizzled
+// panels must start 1024-byte aligned in the shared window.
+__device__ __forceinline__ bf16* swizzle_base(unsigned char* raw) {
+  return reinterpret_cast<bf16*>(raw + ((1024u - (smem_u32(raw) & 1023u)) & 1023u));
+}
+template <int NT>
+__device__ __forceinline__ void zero(float (&d)[NT][4]) {
+#pragma unroll
+  for (int j = 0; j < NT; j++) d[j][0] = d[j][1] = d[j][2] = d[j][3] = 0.f;
 }
 
 __device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -140,20 +147,17 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
 #ifdef LCX_WGMMA_DEVICE
   constexpr int KT = D / 16, NT = D / 8, TS = TL * D;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
-  // Swizzled panels must start 1024-byte aligned in the shared window (the launch adds 1 KB).
-  bf16* sQ = reinterpret_cast<bf16*>(smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u));
+  bf16* sQ = swizzle_base(smem_raw);
   bf16* sK = sQ + TS;
   bf16* sV = sK + STAGES * TS;
   const AttnArgs& a = p.a;
-  const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;  // heaviest first
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  const int hl = p.layout_heads > 1 ? h : 0;
-  const int li = (b * p.layout_heads + hl) * p.ntiles + qt;
-  const int e0 = p.off[li], e1 = p.off[li + 1];
+  const Cta c = cta_here(p);
+  const int qt = c.tile, h = c.h, b = c.b, tid = c.tid, warp = c.warp, lane = c.lane, g = c.g, t4 = c.t4;
+  const int hl = c.hl, e0 = c.e0, e1 = c.e1;
   const bf16* qg = a.q + b * a.q_batch + h * D;
   const bf16* kg = a.k + b * a.kv_batch + h * D;
   const bf16* vg = a.v + b * a.kv_batch + h * D;
-  const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
+  const int32_t* seg = c.seg;
   const int q0 = qt * TL;
 
   load_tile<D, true>(sQ, qg, a.q_row, contiguous_blocks(qt), a.Tq, tid);
@@ -178,10 +182,8 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
   }
 
   float o[NT][4], s[8][4];
-#pragma unroll
-  for (int n = 0; n < NT; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
-#pragma unroll
-  for (int j = 0; j < 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+  zero(o);
+  zero(s);
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const float sl2 = p.scale_log2;
 
@@ -234,19 +236,17 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_dq_wgmma_kernel(const KParam
 #ifdef LCX_WGMMA_DEVICE
   constexpr int KT = D / 16, NT = D / 8, TS = TL * D;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
-  bf16* sQ = reinterpret_cast<bf16*>(smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u));
+  bf16* sQ = swizzle_base(smem_raw);
   bf16* sdO = sQ + TS;
   bf16* sK = sdO + TS;
   bf16* sV = sK + STAGES * TS;
   const AttnArgs& a = p.a;
-  const int qt = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;  // heaviest first
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  const int hl = p.layout_heads > 1 ? h : 0;
-  const int li = (b * p.layout_heads + hl) * p.ntiles + qt;
-  const int e0 = p.off[li], e1 = p.off[li + 1];
+  const Cta c = cta_here(p);
+  const int qt = c.tile, h = c.h, b = c.b, tid = c.tid, warp = c.warp, g = c.g, t4 = c.t4;
+  const int hl = c.hl, e0 = c.e0, e1 = c.e1;
   const bf16* kg = a.k + b * a.kv_batch + h * D;
   const bf16* vg = a.v + b * a.kv_batch + h * D;
-  const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
+  const int32_t* seg = c.seg;
   const int q0 = qt * TL;
 
   load_tile<D, true>(sQ, a.q + b * a.q_batch + h * D, a.q_row, contiguous_blocks(qt), a.Tq, tid);
@@ -271,12 +271,9 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_dq_wgmma_kernel(const KParam
   __syncthreads();
 
   float dq[NT][4], s[8][4], dp[8][4];
-#pragma unroll
-  for (int n = 0; n < NT; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
-#pragma unroll
-  for (int j = 0; j < 8; j++)
-#pragma unroll
-    for (int i = 0; i < 4; i++) s[j][i] = dp[j][i] = 0.f;
+  zero(dq);
+  zero(s);
+  zero(dp);
 
   for (int e = e0; e < e1; e++) {
     const int4 kb4 = p.blk[e];
@@ -325,25 +322,23 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_dkv_wgmma_kernel(const KPara
 #ifdef LCX_WGMMA_DEVICE
   constexpr int KT = D / 16, NT = D / 8, TS = TL * D;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
-  bf16* sK = reinterpret_cast<bf16*>(smem_raw + ((1024u - (smem_u32(smem_raw) & 1023u)) & 1023u));
+  bf16* sK = swizzle_base(smem_raw);
   bf16* sV = sK + TS;
   bf16* sQ = sV + TS;
   bf16* sdO = sQ + STAGES * TS;
   float* sL = reinterpret_cast<float*>(sdO + STAGES * TS);
   float* sDv = sL + STAGES * TL;
   const AttnArgs& a = p.a;
-  const int gi = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;  // longest first
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-  const int hl = p.layout_heads > 1 ? h : 0;
-  const int li = (b * p.layout_heads + hl) * p.ntiles + gi;
-  const int e0 = p.off[li], e1 = p.off[li + 1];
+  const Cta c = cta_here(p);
+  const int h = c.h, b = c.b, tid = c.tid, warp = c.warp, g = c.g, t4 = c.t4;
+  const int hl = c.hl, li = c.li, e0 = c.e0, e1 = c.e1;
   const int4 kb4 = p.gblk[li];
   const int my_kb = comp(kb4, warp);
   const bf16* qg = a.q + b * a.q_batch + h * D;
   const bf16* dog = a.dout + b * a.o_batch + h * D;
   const float* lseg = a.lse + ((long long)b * a.NH + h) * a.Tq;
   const float* dvg = a.dvec + ((long long)b * a.NH + h) * a.Tq;
-  const int32_t* seg = a.seg ? a.seg + b * a.seg_batch : nullptr;
+  const int32_t* seg = c.seg;
 
   auto load_q = [&](int stage, int4 qb4) {
     load_tile<D, true>(sQ + stage * TS, qg, a.q_row, qb4, a.Tq, tid);
@@ -358,31 +353,14 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_dkv_wgmma_kernel(const KPara
   cp_async_commit();
 
   float dk[NT][4], dv[NT][4], s[8][4], dp[8][4];
-#pragma unroll
-  for (int n = 0; n < NT; n++)
-#pragma unroll
-    for (int i = 0; i < 4; i++) dk[n][i] = dv[n][i] = 0.f;
-#pragma unroll
-  for (int j = 0; j < 8; j++)
-#pragma unroll
-    for (int i = 0; i < 4; i++) s[j][i] = dp[j][i] = 0.f;
+  zero(dk);
+  zero(dv);
+  zero(s);
+  zero(dp);
 
   for (int e = e0; e < e1; e++) {
-    const int4 qb4 = p.blk[e];
     const int fl = p.flags[e];
-    int buf = 0;
-    if (STAGES == 2) {
-      buf = (e - e0) & 1;
-      if (e + 1 < e1) load_q(buf ^ 1, p.blk[e + 1]);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      load_q(0, qb4);
-      cp_async_commit();
-      cp_async_wait<0>();
-    }
-    fence_async_smem();
-    __syncthreads();
+    const int buf = stage_q<STAGES, true>(p, e, e0, e1, load_q);
     const bf16* cQ = sQ + buf * TS;
     const bf16* cdO = sdO + buf * TS;
     wg_fence();
