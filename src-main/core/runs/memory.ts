@@ -26,7 +26,8 @@
 //               6 x 512 x V; with recompute the classifier's buffers and the bf16 wte share
 //               one arena with the one kept layer and the (N, max(F,C)) and qkv gradient
 //               buffers, which are free while it runs: max of the two sets, not their sum
-//               (and no persistent wte copy); cuBLASLt's workspace (32 MiB); the batch (tokens, positions,
+//               (and no persistent wte copy; the engine then grows the chunk to what the
+//               layer set leaves room for, so the max stays the same); cuBLASLt's workspace (32 MiB); the batch (tokens, positions,
 //               targets, embedding-gradient buckets: ~40N with the allocator's slack);
 //               attention plans (a few MiB); with passkey evaluation on, generation's bf16
 //               weight copy (2P) and its K/V caches (4 L context C).

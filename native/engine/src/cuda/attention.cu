@@ -196,10 +196,7 @@ __global__ void __launch_bounds__(NTHREADS, fwd_min_ctas(D, STAGES)) attn_fwd_ke
 
   load_tile<D>(sQ, qg, a.q_row, contiguous_blocks(qt), a.Tq, tid);
   cp_async_commit();
-  if (STAGES == 2 && e1 > e0) {
-    load_tile<D>(sK, kg, a.kv_row, p.blk[e0], a.Tk, tid);
-    load_tile<D>(sV, vg, a.kv_row, p.blk[e0], a.Tk, tid);
-  }
+  prefetch_kv<D, STAGES>(sK, sV, kg, vg, p, e0, e1, tid);
   cp_async_commit();
   cp_async_wait<1>();
   __syncthreads();
@@ -288,22 +285,11 @@ __global__ void __launch_bounds__(NTHREADS) attn_dq_kernel(const KParams p) {
   load_tile<D>(sQ, qg, a.q_row, contiguous_blocks(qt), a.Tq, tid);
   load_tile<D>(sdO, dog, a.o_row, contiguous_blocks(qt), a.Tq, tid);
   cp_async_commit();
-  if (STAGES == 2 && e1 > e0) {
-    load_tile<D>(sK, kg, a.kv_row, p.blk[e0], a.Tk, tid);
-    load_tile<D>(sV, vg, a.kv_row, p.blk[e0], a.Tk, tid);
-  }
+  prefetch_kv<D, STAGES>(sK, sV, kg, vg, p, e0, e1, tid);
   cp_async_commit();
 
-  // Per-row statistics: rows g and g + 8 of this warp's 16. Rows past Tq get lse = +inf so
-  // that their P is exactly 0.
   float lse[2], dvr[2];
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const int row = q0 + warp * 16 + g + r * 8;
-    const long long idx = ((long long)b * a.NH + h) * a.Tq + row;
-    lse[r] = row < a.Tq ? a.lse[idx] : INFINITY;
-    dvr[r] = row < a.Tq ? a.dvec[idx] : 0.f;
-  }
+  dq_row_stats(a, b, h, q0 + warp * 16, g, lse, dvr);
   cp_async_wait<1>();
   __syncthreads();
   uint32_t qf[KT][4];
@@ -428,23 +414,18 @@ size_t dkv_smem(int D, int stages) {
   return (size_t)(2 + 2 * stages) * TL * (D + 8) * 2 + (size_t)2 * stages * TL * 4;
 }
 
-int max_smem_optin() {
-  static int v = -1;
-  if (v < 0) {
-    int dev = 0;
-    LCX_CUDA_CHECK(cudaGetDevice(&dev));
-    LCX_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  }
+int device_attr(cudaDeviceAttr what) {
+  int dev = 0, v = 0;
+  LCX_CUDA_CHECK(cudaGetDevice(&dev));
+  LCX_CUDA_CHECK(cudaDeviceGetAttribute(&v, what, dev));
   return v;
 }
-
+int max_smem_optin() {
+  static const int v = device_attr(cudaDevAttrMaxSharedMemoryPerBlockOptin);
+  return v;
+}
 int cc_major() {
-  static int v = -1;
-  if (v < 0) {
-    int dev = 0;
-    LCX_CUDA_CHECK(cudaGetDevice(&dev));
-    LCX_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, dev));
-  }
+  static const int v = device_attr(cudaDevAttrComputeCapabilityMajor);
   return v;
 }
 

@@ -162,6 +162,17 @@ __device__ __forceinline__ void fence_async_smem() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
+// Before the fwd / dq loop with 2 stages: the first entry's K and V tiles, which stage_kv then
+// waits for (its own loads always fetch the next entry).
+template <int D, int STAGES, bool SWZ = false>
+__device__ __forceinline__ void prefetch_kv(bf16* sK, bf16* sV, const bf16* kg, const bf16* vg,
+                                            const KParams& p, int e0, int e1, int tid) {
+  if (STAGES == 2 && e1 > e0) {
+    load_tile<D, SWZ>(sK, kg, p.a.kv_row, p.blk[e0], p.a.Tk, tid);
+    load_tile<D, SWZ>(sV, vg, p.a.kv_row, p.blk[e0], p.a.Tk, tid);
+  }
+}
+
 // One step of the fwd / dq loop over key tiles: with 2 stages, start loading the next entry's
 // K and V tiles into the other buffer and wait for this entry's (loaded one step earlier);
 // with 1 stage, load this entry's. Returns the buffer that holds entry e. SWZ tiles are read
@@ -323,31 +334,41 @@ __device__ __forceinline__ void fwd_online_softmax(float (&s)[8][4], float (&o)[
   }
 }
 
+// A warp's accumulator (its 16 rows x D) times scale[r] as bf16 into rows row0 + g + 8 r of
+// base (rows at or past limit are skipped): every output of the kernels goes through here.
+template <int D>
+__device__ __forceinline__ void store_rows(bf16* base, long long row_stride, int limit,
+                                           const float (&acc)[D / 8][4], const float (&scale)[2],
+                                           int row0, int g, int t4) {
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int row = row0 + g + r * 8;
+    if (row >= limit) continue;
+    bf16* out = base + (long long)row * row_stride;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+      *reinterpret_cast<__nv_bfloat162*>(out + n * 8 + 2 * t4) =
+          __floats2bfloat162_rn(acc[n][2 * r] * scale[r], acc[n][2 * r + 1] * scale[r]);
+  }
+}
+
 // O = o / l as bf16 and lse2 = m + log2(l) (-inf for a row that saw no key) for the warp's
 // rows row0 + g and row0 + g + 8 of head h, batch row b.
 template <int D>
 __device__ __forceinline__ void fwd_store(const AttnArgs& a, const float (&o)[D / 8][4],
                                           const float (&m)[2], const float (&l)[2], int b, int h,
                                           int row0, int g, int t4) {
-  bf16* og = a.o + b * a.o_batch + h * D;
+  float inv[2];
 #pragma unroll
   for (int r = 0; r < 2; r++) {
     const float lsum = quad_sum(l[r]);
-    const float inv = lsum > 0.f ? 1.f / lsum : 0.f;
+    inv[r] = lsum > 0.f ? 1.f / lsum : 0.f;
     const int row = row0 + g + r * 8;
-    if (row < a.Tq) {
-      bf16* orow = og + (long long)row * a.o_row;
-#pragma unroll
-      for (int n = 0; n < D / 8; n++) {
-        *reinterpret_cast<__nv_bfloat162*>(orow + n * 8 + 2 * t4) =
-            __floats2bfloat162_rn(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
-      }
-      if (t4 == 0)
-        a.lse[((long long)b * a.NH + h) * a.Tq + row] = lsum > 0.f ? m[r] + log2f(lsum) : -INFINITY;
-    }
+    if (row < a.Tq && t4 == 0)
+      a.lse[((long long)b * a.NH + h) * a.Tq + row] = lsum > 0.f ? m[r] + log2f(lsum) : -INFINITY;
   }
+  store_rows<D>(a.o + b * a.o_batch + h * D, a.o_row, a.Tq, o, inv, row0, g, t4);
 }
-
 // ------------------------------------------------------------------------------------------
 // Backward pieces (same accumulator layout as the forward's).
 
@@ -406,43 +427,30 @@ __device__ __forceinline__ void dkv_ps(float (&s)[J][4], float (&dp)[J][4], cons
 template <int D>
 __device__ __forceinline__ void dq_store(const AttnArgs& a, const float (&dq)[D / 8][4], float scale,
                                          int b, int h, int row0, int g, int t4) {
-  bf16* dqg = a.dq + b * a.dq_batch + h * D;
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const int row = row0 + g + r * 8;
-    if (row >= a.Tq) continue;
-    bf16* out = dqg + (long long)row * a.dq_row;
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-      *reinterpret_cast<__nv_bfloat162*>(out + n * 8 + 2 * t4) =
-          __floats2bfloat162_rn(dq[n][2 * r] * scale, dq[n][2 * r + 1] * scale);
-  }
+  store_rows<D>(a.dq + b * a.dq_batch + h * D, a.dq_row, a.Tq, dq, {scale, scale}, row0, g, t4);
 }
-
 // dK = scale * dk and dV = dv for keys key0 + g, key0 + g + 8 (key0 < 0: an empty block).
 template <int D>
 __device__ __forceinline__ void dkv_store(const AttnArgs& a, const float (&dk)[D / 8][4],
                                           const float (&dv)[D / 8][4], float scale, int b, int h,
                                           int key0, int g, int t4) {
   if (key0 < 0) return;
-  bf16* dkg = a.dk + b * a.dkv_batch + h * D;
-  bf16* dvg = a.dv + b * a.dkv_batch + h * D;
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const int key = key0 + g + r * 8;
-    if (key >= a.Tk) continue;
-    bf16* ko = dkg + (long long)key * a.dkv_row;
-    bf16* vo = dvg + (long long)key * a.dkv_row;
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) {
-      *reinterpret_cast<__nv_bfloat162*>(ko + n * 8 + 2 * t4) =
-          __floats2bfloat162_rn(dk[n][2 * r] * scale, dk[n][2 * r + 1] * scale);
-      *reinterpret_cast<__nv_bfloat162*>(vo + n * 8 + 2 * t4) =
-          __floats2bfloat162_rn(dv[n][2 * r], dv[n][2 * r + 1]);
-    }
-  }
+  store_rows<D>(a.dk + b * a.dkv_batch + h * D, a.dkv_row, a.Tk, dk, {scale, scale}, key0, g, t4);
+  store_rows<D>(a.dv + b * a.dkv_batch + h * D, a.dkv_row, a.Tk, dv, {1.f, 1.f}, key0, g, t4);
 }
 
+// dq's per-row statistics, rows row0 + g and row0 + g + 8: lse2 and dvec. Rows past Tq get
+// lse = +inf so that their P is exactly 0.
+__device__ __forceinline__ void dq_row_stats(const AttnArgs& a, int b, int h, int row0, int g,
+                                             float (&lse)[2], float (&dvr)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int row = row0 + g + r * 8;
+    const long long idx = ((long long)b * a.NH + h) * a.Tq + row;
+    lse[r] = row < a.Tq ? a.lse[idx] : INFINITY;
+    dvr[r] = row < a.Tq ? a.dvec[idx] : 0.f;
+  }
+}
 // The wgmma kernels (attention_sm90a.cu, sm_90a only): false when this build or device has no
 // such kernel for head dim D (the caller then runs the mma.sync ones). dq / dkv take the
 // parameters of their launch (lists set as bwd_d sets them).

@@ -162,10 +162,7 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
 
   load_tile<D, true>(sQ, qg, a.q_row, contiguous_blocks(qt), a.Tq, tid);
   cp_async_commit();
-  if (STAGES == 2 && e1 > e0) {
-    load_tile<D, true>(sK, kg, a.kv_row, p.blk[e0], a.Tk, tid);
-    load_tile<D, true>(sV, vg, a.kv_row, p.blk[e0], a.Tk, tid);
-  }
+  prefetch_kv<D, STAGES, true>(sK, sV, kg, vg, p, e0, e1, tid);
   cp_async_commit();
   cp_async_wait<1>();
   fence_async_smem();
@@ -252,20 +249,10 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_dq_wgmma_kernel(const KParam
   load_tile<D, true>(sQ, a.q + b * a.q_batch + h * D, a.q_row, contiguous_blocks(qt), a.Tq, tid);
   load_tile<D, true>(sdO, a.dout + b * a.o_batch + h * D, a.o_row, contiguous_blocks(qt), a.Tq, tid);
   cp_async_commit();
-  if (STAGES == 2 && e1 > e0) {
-    load_tile<D, true>(sK, kg, a.kv_row, p.blk[e0], a.Tk, tid);
-    load_tile<D, true>(sV, vg, a.kv_row, p.blk[e0], a.Tk, tid);
-  }
+  prefetch_kv<D, STAGES, true>(sK, sV, kg, vg, p, e0, e1, tid);
   cp_async_commit();
-  // Rows past Tq get lse = +inf so that their P is exactly 0.
   float lse[2], dvr[2];
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const int row = q0 + warp * 16 + g + r * 8;
-    const long long idx = ((long long)b * a.NH + h) * a.Tq + row;
-    lse[r] = row < a.Tq ? a.lse[idx] : INFINITY;
-    dvr[r] = row < a.Tq ? a.dvec[idx] : 0.f;
-  }
+  dq_row_stats(a, b, h, q0 + warp * 16, g, lse, dvr);
   cp_async_wait<1>();
   fence_async_smem();
   __syncthreads();

@@ -195,6 +195,7 @@ class CudaBackend : public Backend {
     bf16_master_ = false;
     bf16_grads_ = false;
     w16g_on_ = false;
+    w16g_layers_ = 0;
     // Sparse layout for the configured n_positions (the top-left corner serves shorter T).
     layout_host_.clear();
     layout_heads_ = 1;
@@ -274,7 +275,7 @@ class CudaBackend : public Backend {
     if (!v_) v_.reset(*alloc_, lay_.total * sizeof(float), "AdamW v (fp32)");
     const char* w16env = std::getenv("LCX_CUDA_W16_IN_GRADS");
     w16g_on_ = bf16_grads_ && !bf16_master_ && !(w16env && w16env[0] == '0');
-    w16g_.assign(cfg_.n_layer, 0);
+    w16g_layers_ = 0;
     grads_zero();
     w16g_fill();
     LCX_CUDA_CHECK(cudaMemsetAsync(m_.get(), 0, m_.bytes(), stream_));
@@ -311,7 +312,7 @@ class CudaBackend : public Backend {
     // No backward since the gradients were zeroed: the matrices' buffer may hold weights.
     if (w16g_on_ && g16_fresh_) {
       LCX_CUDA_CHECK(cudaMemsetAsync(g16_.get(), 0, g16_.bytes(), stream_));
-      std::fill(w16g_.begin(), w16g_.end(), 0);
+      w16g_layers_ = 0;
     }
     // One set of fixed-block partial sums per gradient buffer, added on the host in order.
     const int nb = grad_norm_blocks(), nparts = bf16_grads_ ? 2 : 1;
@@ -361,7 +362,7 @@ class CudaBackend : public Backend {
     params_changed();
     if (w16g_on_) {
       // The matrices' gradients became the new bf16 weights: the step consumes every gradient.
-      std::fill(w16g_.begin(), w16g_.end(), 1);
+      w16g_layers_ = cfg_.n_layer;
       LCX_CUDA_CHECK(cudaMemsetAsync(grads_.get(), 0, grads_.bytes(), stream_));
       g16_fresh_ = true;
     }
@@ -483,7 +484,7 @@ class CudaBackend : public Backend {
     if (!w16g_on_ || !g16_fresh_) return;
     for (int t = 0; t < LCX_NUM_PARAM_TENSORS; t++)
       if (is_matrix(t)) f32_to_bf16(G16(t), (const float*)P(t), lay_.count[t], stream_);
-    std::fill(w16g_.begin(), w16g_.end(), 1);
+    w16g_layers_ = cfg_.n_layer;
   }
   // dW += dout^T inp for layer l's matrix t, into its fp32 or bf16 gradient. In a fresh bf16
   // buffer the slot is zeroed first (it may hold layer l's weights, read by then).
@@ -514,7 +515,7 @@ class CudaBackend : public Backend {
   }
 
   // bf16 operands of layer l: straight into the bf16 master, or staged from fp32. With the bf16
-  // weights in the gradient buffer (w16g_[l]) the matrices are read there, except fcproj's,
+  // weights in the gradient buffer (l < w16g_layers_) the matrices are read there, except fcproj's,
   // copied to the stage: its gradient overwrites the slot before its input gradient is computed
   // (that product overwrites the GELU output the weight gradient reads).
   LayerW16 layer_w16(int l) {
@@ -523,7 +524,7 @@ class CudaBackend : public Backend {
     if (bf16_master_) {
       for (int i = 0; i < 6; i++) ptr[i] = (const bf16*)P(t_ids[i], l);
     } else {
-      const bool in_g16 = w16g_on_ && w16g_[l];
+      const bool in_g16 = w16g_on_ && l < w16g_layers_;
       size_t total = 0;
       for (int t : t_ids) total += round8(per_layer(t));
       layer16_.grow(*alloc_, total * sizeof(bf16), "one layer's bf16 weights");
@@ -1024,7 +1025,7 @@ class CudaBackend : public Backend {
       mm_->linear_dinp(dF, dC, w.fcprojw, N, F, C, stream_);
       gelu_backward_inplace(dF, la.fch, (size_t)N * F, stream_);
       bias_backward<bf16>(G(FCB, l), scratch, dF, N, F, stream_);
-      // Input gradient first: with w16g_ the weight sits in the slot matrix_dw overwrites.
+      // Input gradient first: the weight may sit in the slot matrix_dw overwrites (w16g_on_).
       mm_->linear_dinp(dC, dF, w.fcw, N, C, F, stream_);
       matrix_dw(FCW, l, dF, la.ln2, N, C, F);
       ln_bwd(dres, G(LN2W, l), G(LN2B, l), dC, la.res_mid, la.ln2_mean, la.ln2_rstd, P(LN2W, l), N);
@@ -1044,7 +1045,7 @@ class CudaBackend : public Backend {
       bias_backward<bf16>(G(QKVB, l), scratch, dqkv, N, 3 * C, stream_);
       mm_->linear_dinp(dC, dqkv, w.qkvw, N, C, 3 * C, stream_);
       matrix_dw(QKVW, l, dqkv, la.ln1, N, C, 3 * C);
-      if (w16g_on_) w16g_[l] = 0;  // its slots hold gradients now
+      if (w16g_on_) w16g_layers_ = std::min(w16g_layers_, l);  // layer l's slots hold gradients now
       ln_bwd(dres, G(LN1W, l), G(LN1B, l), dC, la.res_in, la.ln1_mean, la.ln1_rstd, P(LN1W, l), N);
     }
     // dres = d loss / d (wte[token] + wpe[pos])
@@ -1069,10 +1070,11 @@ class CudaBackend : public Backend {
   bool bf16_grads_ = false;
   size_t goff_[LCX_NUM_PARAM_TENSORS] = {};
   // The bf16 weights in the matrices' gradient buffer (see the top): w16g_on_ = the mode,
-  // w16g_[l] = layer l's slots hold its weights, g16_fresh_ = no gradient since the last zeroing
+  // layers below w16g_layers_ still hold their weights there (the backward overwrites layers from
+  // the top down), g16_fresh_ = no gradient since the last zeroing
   // (the next backward zeroes each slot before accumulating).
   bool w16g_on_ = false, g16_fresh_ = false, staged_in_g16_ = false;
-  std::vector<uint8_t> w16g_;
+  int w16g_layers_ = 0;
   DBuf p32_, p16_, grads_, g16_, m_, v_, wte16_, layer16_, partial_, staging_;
   int64_t step_ = 0;
   int staged_layer_ = -1;
