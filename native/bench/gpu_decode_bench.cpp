@@ -98,12 +98,19 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  double p2048 = 0, p8000 = 0, d0 = 0, d8000 = 0;
-  // One untimed 2048 prefill first: the first pass at a new piece size also pays cuBLASLt's
-  // heuristic queries and the activation buffers' growth (seen: 46k vs 63k tokens/s).
+  double p2048 = 0, p8000 = 0, p8000_first = 0, d0 = 0, d8000 = 0;
+  // Warm passes: the first prefill at a new pass width also pays cuBLASLt's heuristic queries
+  // and the activation buffers' growth (seen: 46k vs 63k tokens/s at 2048). The first 8000 is
+  // reported on its own row; the timed ones are the median of three after it (a chat prefills
+  // prompt after prompt at the same widths).
   if (prefill(2048, &p2048)) return 1;
   if (prefill(2048, &p2048)) return 1;
-  if (prefill(8000, &p8000)) return 1;
+  if (prefill(8000, &p8000_first)) return 1;
+  std::vector<double> p8(3);
+  for (double& v : p8)
+    if (prefill(8000, &v)) return 1;
+  std::sort(p8.begin(), p8.end());
+  p8000 = p8[1];
   if (decode(128, &d8000)) return 1;
   OK(lcx_gen_reset(g));
   OK(lcx_gen_feed(g, prompt.data(), 1, logits.data()));
@@ -113,6 +120,7 @@ int main(int argc, char** argv) {
               backend == LCX_BACKEND_CUDA ? "cuda" : "cpu");
   std::printf("| what | tokens/s |\n|---|---|\n");
   std::printf("| prefill 2048 | %.0f |\n| prefill 8000 | %.0f |\n", p2048, p8000);
+  std::printf("| prefill 8000, first pass at this width | %.0f |\n", p8000_first);
   std::printf("| decode at depth 0 | %.1f |\n| decode after 8000-token prompt | %.1f |\n", d0, d8000);
   lcx_gen_free(g);
   lcx_model_free(m);

@@ -297,7 +297,8 @@ def build(dirs):
             ok = None
         rows.append((num, target, engine, anchor_text, value, "—" if ok is None else mark(ok)))
 
-    # 1. training throughput and MFU
+    # 1. training throughput and MFU (of the row the throughput target took)
+    chosen = {}
     for T in (2048, 8192):
         measured = anchor.get(T)
         doc, doc_src = DOCUMENTED_ANCHOR_BEST[T]
@@ -311,6 +312,7 @@ def build(dirs):
         fits = [r for r in batched if r["T"] == T and r["peak_mapped_gib"] <= limit]
         if T in dense:
             e = max([dense[T]] + fits, key=lambda r: r["tok_s"])
+            chosen[T] = e
             ratio = e["tok_s"] / best
             label = n0(e["tok_s"]) + (f" (batch {e['batch']}, {e['peak_mapped_gib']:.2f} GiB <= anchor's {limit:.1f})"
                                       if e.get("batch", 1) > 1 else " (batch 1)")
@@ -320,7 +322,9 @@ def build(dirs):
     if 8192 in dense:
         a = anchor.get(8192)
         a_mfu = f"anchor {pct(a['tok_s'] * flops_per_token(model, 8192) / PEAK_FLOPS)} (same count)" if a else "anchor: " + why(anchor_why)
-        add(1, f"MFU at 8192 >= {pct(MFU_AIM)} (aim)", pct(dense[8192]["mfu"]), a_mfu, "", dense[8192]["mfu"] >= MFU_AIM, uses_bench=True)
+        e = chosen[8192]
+        label = pct(e["mfu"]) + (f" (batch {e['batch']})" if e.get("batch", 1) > 1 else "")
+        add(1, f"MFU at 8192 >= {pct(MFU_AIM)} (aim)", label, a_mfu, "", e["mfu"] >= MFU_AIM, uses_bench=True)
     else:
         add(1, f"MFU at 8192 >= {pct(MFU_AIM)} (aim)", why(bench_why), "", "", None)
 

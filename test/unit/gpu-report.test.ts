@@ -90,6 +90,28 @@ describe.skipIf(!python)('gpu_report.py', () => {
     expect(text).toMatch(/14 of 18 judged targets pass; 0 without a mark/)
   })
 
+  it('takes batch 2 at 8192 for the throughput and MFU rows only when it fits the anchor\'s 8192 memory', () => {
+    // run 10 with a batch-2 row at 8192: 37,500 tokens/s (MFU 39.0%) in 23.9 GiB, then the same
+    // row at 26.0 GiB, over the 25.54 GiB the anchor reserved there.
+    const src = join(fixtures, 'run10')
+    for (const [name, peak] of [['b2-fits', 23.9], ['b2-over', 26.0]] as const) {
+      const to = join(dir.path, 'batch2', name)
+      mkdirSync(to, { recursive: true })
+      for (const f of ['anchor.log', 'gpu.txt']) copyFileSync(join(src, f), join(to, f))
+      const bench = JSON.parse(readFileSync(join(src, 'bench.json'), 'utf8'))
+      const b1 = bench.dense.find((r: { T: number; batch: number }) => r.T === 8192 && r.batch === 1)
+      bench.dense.push({ ...b1, batch: 2, tok_s: 37500, mfu: 0.39, peak_mapped_gib: peak })
+      writeFileSync(join(to, 'bench.json'), JSON.stringify(bench))
+    }
+    const fits = report('b2-fits', join(dir.path, 'batch2')).text
+    expect(row(fits, 'training tokens/s at 8192')).toMatch(/37,500 \(batch 2, 23\.90 GiB <= anchor's 25\.5\).*\| 2\.01x \| PASS/)
+    expect(row(fits, 'MFU at 8192')).toMatch(/39\.0% \(batch 2\)/)
+    expect(row(fits, '| 8192 | ')).toMatch(/^\| 8192 \| 34,993 \|/) // the scaling table stays batch 1
+    const over = report('b2-over', join(dir.path, 'batch2')).text
+    expect(row(over, 'training tokens/s at 8192')).toMatch(/34,993 \(batch 1\).*\| 1\.88x \| FAIL/)
+    expect(row(over, 'MFU at 8192')).toMatch(/36\.4% \|/)
+  })
+
   it('reads run 9, from before bf16 gradients: fp32 gradients everywhere, no bf16-gradient row', () => {
     const { text, out } = report('run9')
     expect(text).not.toContain("bf16 gradients' effect on loss")

@@ -83,7 +83,7 @@ describe('native C++ tests', () => {
   // The GPU benchmark's own flow on a tiny model (the CPU backend here): its JSON rows, and the
   // allocator mix's peak measured before the larger batches run (run 8's mix read the batch-6
   // buffers: 24.26 GiB instead of the mix's own).
-  it('gpu_train_bench --smoke: batch rows at the first length, and a mix peak of its own', async () => {
+  it('gpu_train_bench --smoke: batch rows at the first and third lengths, and a mix peak of its own', async () => {
     expect(buildError, buildError ?? '').toBeNull()
     const exe = join(buildDir, 'gpu_train_bench')
     expect(existsSync(exe), `${exe} was not built`).toBe(true)
@@ -96,6 +96,8 @@ describe('native C++ tests', () => {
     }
     const first = out.dense.filter((d) => d.T === out.mix.lengths[0])
     expect(first.map((d) => d.batch)).toEqual([1, 4, 6, 8])
+    // The third length (8192 on the GPU) also runs batch 2.
+    expect(out.dense.filter((d) => d.T === out.mix.lengths[2]).map((d) => d.batch)).toEqual([1, 2])
     expect(first.every((d) => d.tok_s > 0)).toBe(true)
     const batch8 = first.find((d) => d.batch === 8)!.peak_mapped_gib
     const batch1Max = Math.max(...out.dense.filter((d) => d.batch === 1 && out.mix.lengths.includes(d.T)).map((d) => d.peak_mapped_gib))

@@ -72,7 +72,10 @@ enum Tensor {
 bool is_matrix(int t) { return t == QKVW || t == ATTPROJW || t == FCW || t == FCPROJW; }
 
 constexpr int kClassifierChunk = 512;  // rows of logits held at once (fp32 + bf16 gradient), at least
-constexpr int kGenPiece = 1024;        // prefill processes at most this many tokens per pass
+// Prefill passes: at least kGenPiece tokens per pass, up to kGenPieceMax when memory allows
+// (CudaGen::piece_tokens).
+constexpr int kGenPiece = 1024;
+constexpr int kGenPieceMax = 8192;
 
 size_t round8(size_t v) { return (v + 7) / 8 * 8; }
 
@@ -98,7 +101,9 @@ struct LayerActs {
   float* res_in;   // (N, C) input residual; its pending bias is added by LN1 when asked
   float* res_mid;  // (N, C) after attention
   float* res_out;  // (N, C) after the MLP, or nullptr (recompute: already stored)
-  bf16 *ln1, *qkv, *att, *ln2, *fch, *fchg;
+  bf16 *ln1, *qkv, *att, *ln2;
+  bf16* fch;   // (N, n_inner) MLP pre-activation, kept for the backward; nullptr: not kept
+  bf16* fchg;  // (N, n_inner) its GELU
   float *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd, *lse;
 };
 
@@ -125,11 +130,12 @@ class CudaGen : public GenState {
   }
 
  private:
+  int piece_tokens(int n) const;
   CudaBackend& be_;
   int cap_, len_ = 0;
   DBuf w16_;  // full bf16 parameter copy (fp32-master backends), canonical layout
   DBuf kc_, vc_;  // (L, cap, C) bf16
-  DBuf res_, ln1_, qkv_, att_, resm_, ln2_, fch_, fchg_, stats_, lse_, lnf_, logits_, tok_, pos_;
+  DBuf res_, ln1_, qkv_, att_, resm_, ln2_, fchg_, stats_, lse_, lnf_, logits_, tok_, pos_;
   DBuf dec_;  // attention_decode partials, sized for the whole cache once
   size_t dec_floats_ = 0;
   DBuf step_;  // graph replay inputs: token, position, cache length
@@ -140,6 +146,7 @@ class CudaGen : public GenState {
   // Decode fusions: LayerNorm in the GEMV prologues, biases in the projection GEMVs, the attention
   // merge in the split kernel. LCX_CUDA_DECODE_FUSE=0 restores the separate kernels.
   bool decode_fuse_ = true;
+  int piece_env_ = 0;  // LCX_CUDA_GEN_PIECE: fixed tokens per prefill pass (experiments, tests)
   cudaGraphExec_t graph_exec_ = nullptr;
   std::vector<const void*> graph_key_;
   std::vector<PlanSlot> plans_;
@@ -830,7 +837,7 @@ class CudaBackend : public Backend {
     const size_t sa = acts_.natt == 1 ? 0 : (size_t)l;
     la.att = acts_.att.as<bf16>() + sa * n * C;
     la.ln2 = acts_.ln2_p + s * n * C;
-    la.fch = acts_.fch_p + s * n * F;
+    la.fch = train ? acts_.fch_p + s * n * F : nullptr;  // only a backward reads the pre-activation
     la.fchg = acts_.train ? acts_.dF_p : acts_.fchg.as<bf16>();
     float* st = acts_.stats.as<float>() + s * n * 4;
     la.ln1_mean = st;
@@ -895,8 +902,10 @@ class CudaBackend : public Backend {
       if (norm) with_ln(g, la.res_mid, LN2W, LN2B);
       gemv_bf16(GEMV_BF16_GELU, g, stream_);
     } else {
-      mm_->linear_bf16(la.fch, la.ln2, w.fcw, w.fcb, N, C, F, stream_);
-      if (la.res_out) gelu_forward(la.fchg, la.fch, (size_t)N * F, stream_);
+      // GELU in the product's epilogue; fch (the pre-activation, for the backward) when kept.
+      // A recompute (res_out nullptr) leaves the GELU output for the backward's fcproj weight
+      // gradient: the same product as the forward's, so the same values.
+      mm_->linear_gelu(la.fchg, la.fch, la.ln2, w.fcw, w.fcb, N, C, F, stream_);
     }
     if (la.res_out) residual(la.res_out, la.res_mid, la.fchg, w.fcprojw, FCPROJB, F);
   }
@@ -1004,7 +1013,8 @@ class CudaBackend : public Backend {
       PlanSlot& ps = plans_[layer_plan_[l]];
       // Without recompute every layer's activations are kept; with it, the last block's are
       // still there after the forward, unless the classifier reused their memory (arena).
-      if (acts_.recompute && (l != L - 1 || acts_.shared)) {
+      const bool recomputed = acts_.recompute && (l != L - 1 || acts_.shared);
+      if (recomputed) {
         // res_in already carries its bias (added in the forward); the output is stored.
         LayerActs rc = la;
         rc.res_out = nullptr;
@@ -1020,10 +1030,10 @@ class CudaBackend : public Backend {
       // dres = d loss / d res_out.  MLP output projection (+ its bias, added on the residual).
       f32_to_bf16(dC, dres, (size_t)N * C, stream_);
       bias_backward<float>(G(FCPROJB, l), scratch, dres, N, C, stream_);
-      gelu_forward(dF, la.fch, (size_t)N * F, stream_);  // GELU output, recomputed into dF
+      // The GELU output: the recompute left it in dF; stored activations keep only fch.
+      if (!recomputed) gelu_forward(dF, la.fch, (size_t)N * F, stream_);
       matrix_dw(FCPROJW, l, dC, dF, N, F, C);
-      mm_->linear_dinp(dF, dC, w.fcprojw, N, F, C, stream_);
-      gelu_backward_inplace(dF, la.fch, (size_t)N * F, stream_);
+      mm_->linear_dinp_dgelu(dF, dC, w.fcprojw, la.fch, N, F, C, stream_);  // d fch
       bias_backward<bf16>(G(FCB, l), scratch, dF, N, F, stream_);
       // Input gradient first: the weight may sit in the slot matrix_dw overwrites (w16g_on_).
       mm_->linear_dinp(dC, dF, w.fcw, N, C, F, stream_);
@@ -1121,7 +1131,28 @@ CudaGen::CudaGen(CudaBackend& be, int max_tokens) : be_(be), cap_(max_tokens) {
   LCX_CUDA_CHECK(cudaGetDevice(&dev));
   LCX_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
   pdl_ = major >= 9 && !(pdl && pdl[0] == '0');
+  if (const char* pe = std::getenv("LCX_CUDA_GEN_PIECE")) piece_env_ = std::max(0, std::atoi(pe));
   LCX_CUDA_CHECK(cudaStreamSynchronize(be.stream_));
+}
+
+// Tokens per prefill pass for n tokens still to feed. Wide passes keep the GPU busy: a 1024-token
+// pass gives the attention kernels 16 query tiles per head, too few CTAs for the tail of an
+// 8000-token prompt, and smaller matmuls. But a pass's activations cost ~(24 C + 2 n_inner)
+// bytes per token (64 KB at 1.3B), so passes widen (doubling from kGenPiece) only while they take
+// at most a quarter of the device's free memory: the evaluation inside a training run on a
+// full 24 GB card keeps 1024-token passes.
+int CudaGen::piece_tokens(int n) const {
+  if (piece_env_ > 0) return std::min(n, piece_env_);
+  const lcx_config& c = be_.cfg_;
+  const size_t per_token = (size_t)24 * c.n_embd + (size_t)2 * c.n_inner + 16 + (size_t)4 * c.n_head;
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+    (void)cudaGetLastError();
+    free_b = 0;
+  }
+  int piece = kGenPiece;
+  while (piece < kGenPieceMax && piece < n && (size_t)piece * 2 * per_token <= free_b / 4) piece *= 2;
+  return std::min(n, piece);
 }
 
 void CudaGen::feed(const int32_t* tokens, int n, float* logits) {
@@ -1142,15 +1173,14 @@ void CudaGen::feed(const int32_t* tokens, int n, float* logits) {
                     w16_of(FCB, l), w16_of(FCPROJW, l)};
   };
   for (int done = 0; done < n;) {
-    const int m = std::min(kGenPiece, n - done);
-    const size_t mm = (size_t)std::min(kGenPiece, std::max(m, 1));
+    const int m = piece_tokens(n - done);
+    const size_t mm = (size_t)m;
     res_.grow(a, 2 * mm * C * 4, "generation: residual");
     ln1_.grow(a, mm * C * 2, "generation: activations");
     qkv_.grow(a, mm * 3 * C * 2, "generation: activations");
     att_.grow(a, mm * C * 2, "generation: activations");
     resm_.grow(a, mm * C * 4, "generation: activations");
     ln2_.grow(a, mm * C * 2, "generation: activations");
-    fch_.grow(a, mm * F * 2, "generation: activations");
     fchg_.grow(a, mm * F * 2, "generation: activations");
     stats_.grow(a, mm * 4 * 4, "generation: activations");
     lse_.grow(a, mm * NH * 4, "generation: activations");
@@ -1205,7 +1235,7 @@ void CudaGen::feed(const int32_t* tokens, int n, float* logits) {
         la.res_out = res + (size_t)((l + 1) & 1) * mm * C;
         la.res_mid = resm_.as<float>();
         la.ln1 = ln1_.as<bf16>(); la.qkv = qkv_.as<bf16>(); la.att = att_.as<bf16>();
-        la.ln2 = ln2_.as<bf16>(); la.fch = fch_.as<bf16>(); la.fchg = fchg_.as<bf16>();
+        la.ln2 = ln2_.as<bf16>(); la.fch = nullptr; la.fchg = fchg_.as<bf16>();  // no backward: no pre-activation
         float* st = stats_.as<float>();
         la.ln1_mean = st; la.ln1_rstd = st + mm; la.ln2_mean = st + 2 * mm; la.ln2_rstd = st + 3 * mm;
         la.lse = lse_.as<float>();
@@ -1252,7 +1282,7 @@ void CudaGen::feed(const int32_t* tokens, int n, float* logits) {
     if (use_graph) {
       // Every pointer the captured work uses; a change means re-capture.
       const std::vector<const void*> key = {W, be.P(WTE), be.P(LNFW), res, resm_.get(), ln1_.get(), qkv_.get(), att_.get(),
-                                            ln2_.get(), fch_.get(), fchg_.get(), stats_.get(), lse_.get(),
+                                            ln2_.get(), fchg_.get(), stats_.get(), lse_.get(),
                                             lnf_.get(), logits_.get(), step_.get(), dec_.get(),
                                             kc_.get(), vc_.get()};
       std::vector<const void*> full = key;

@@ -2,10 +2,14 @@
 // transposes, epilogue, pointer alignment) and are cached; the alignments are passed to the
 // heuristic so that offsets into the canonical parameter layout (not always 256-byte aligned
 // on tiny models) get an algorithm that accepts them.
+// The MLP's GELU runs in the fc product's epilogue (forward) and in the epilogue of the product
+// that feeds its gradient (backward); LCX_CUDA_GELU_EPILOGUE=0 runs the separate GELU kernels, as
+// does a shape cuBLASLt has no epilogue algorithm for.
 #include "matmul.hpp"
 
 #include <cublasLt.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -27,8 +31,8 @@ uint32_t align_of(const void* p) {
 }
 
 struct Key {
-  int m, n, k, lda, ldb, ldd, ta, tb, dfp32, bias, beta_nz;
-  uint32_t al_a, al_b, al_c, al_d;
+  int m, n, k, lda, ldb, ldd, ta, tb, dfp32, bias, beta_nz, epilogue;
+  uint32_t al_a, al_b, al_c, al_d, al_aux;
   bool operator<(const Key& o) const { return std::memcmp(this, &o, sizeof(Key)) < 0; }
 };
 }  // namespace
@@ -37,11 +41,19 @@ struct Matmul::Impl {
   DeviceAllocator& alloc;
   cublasLtHandle_t handle = nullptr;
   void* workspace = nullptr;
-  std::map<Key, cublasLtMatmulAlgo_t> algos;
+  // found = false: the heuristic had nothing for this key (asked once, remembered).
+  struct Choice {
+    bool found;
+    cublasLtMatmulAlgo_t algo;
+  };
+  std::map<Key, Choice> algos;
+  bool gelu_epilogue = true;
   explicit Impl(DeviceAllocator& a) : alloc(a) {}
 };
 
 Matmul::Matmul(DeviceAllocator& alloc) : impl_(new Impl(alloc)) {
+  const char* ge = std::getenv("LCX_CUDA_GELU_EPILOGUE");
+  impl_->gelu_epilogue = !(ge && ge[0] == '0');
   LCX_CUBLAS_CHECK(cublasLtCreate(&impl_->handle));
   impl_->workspace = alloc.alloc(kWorkspace, "cuBLASLt workspace");
 }
@@ -57,8 +69,18 @@ Matmul::~Matmul() {
 void Matmul::gemm(void* d, bool d_fp32, const void* c, const bf16* a, bool ta, int lda,
                   const bf16* b, bool tb, int ldb, int m, int n, int k, int ldd, float alpha,
                   float beta, const bf16* bias, cudaStream_t s) {
-  if (m == 0 || n == 0) return;
-  if (bias && d_fp32) fail(LCX_ERR_INTERNAL, "matmul: bias epilogue only on bf16 outputs");
+  if (!run(d, d_fp32, c, a, ta, lda, b, tb, ldb, m, n, k, ldd, alpha, beta, bias, Act::none, nullptr, s))
+    fail(LCX_ERR_BACKEND,
+         "cuBLASLt has no algorithm for a %dx%dx%d matmul (lda %d ldb %d ldd %d, %s output%s)", m,
+         n, k, lda, ldb, ldd, d_fp32 ? "fp32" : "bf16", bias ? ", bias" : "");
+}
+
+bool Matmul::run(void* d, bool d_fp32, const void* c, const bf16* a, bool ta, int lda,
+                 const bf16* b, bool tb, int ldb, int m, int n, int k, int ldd, float alpha,
+                 float beta, const bf16* bias, Act act, const bf16* aux, cudaStream_t s) {
+  if (m == 0 || n == 0) return true;
+  if ((bias || act != Act::none) && d_fp32) fail(LCX_ERR_INTERNAL, "matmul: epilogues only on bf16 outputs");
+  if (act == Act::dgelu && (bias || !aux)) fail(LCX_ERR_INTERNAL, "matmul: GELU gradient needs its input, no bias");
   if (beta == 0.f) c = d;
   const cudaDataType_t dt = d_fp32 ? CUDA_R_32F : CUDA_R_16BF;
   cublasLtMatmulDesc_t op = nullptr;
@@ -82,12 +104,23 @@ void Matmul::gemm(void* d, bool d_fp32, const void* c, const bf16* a, bool ta, i
   const cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   LCX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
   LCX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
-  if (bias) {
-    const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
-    const cudaDataType_t bt = CUDA_R_16BF;
+  cublasLtEpilogue_t epi = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  if (act == Act::gelu)
+    epi = bias ? (aux ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_BIAS)
+               : (aux ? CUBLASLT_EPILOGUE_GELU_AUX : CUBLASLT_EPILOGUE_GELU);
+  if (act == Act::dgelu) epi = CUBLASLT_EPILOGUE_DGELU;
+  if (epi != CUBLASLT_EPILOGUE_DEFAULT)
     LCX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
+  if (bias) {
+    const cudaDataType_t bt = CUDA_R_16BF;
     LCX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
     LCX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
+  }
+  if (aux) {
+    // The pre-activation has D's type and layout (bf16, leading dimension ldd).
+    const int64_t aux_ld = ldd;
+    LCX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof aux));
+    LCX_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof aux_ld));
   }
   LCX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, ta ? k : m, ta ? m : k, lda));
   LCX_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, tb ? n : k, tb ? k : n, ldb));
@@ -96,7 +129,9 @@ void Matmul::gemm(void* d, bool d_fp32, const void* c, const bf16* a, bool ta, i
   Key key{};
   key.m = m; key.n = n; key.k = k; key.lda = lda; key.ldb = ldb; key.ldd = ldd;
   key.ta = ta; key.tb = tb; key.dfp32 = d_fp32; key.bias = bias != nullptr; key.beta_nz = beta != 0.f;
+  key.epilogue = (int)epi;
   key.al_a = align_of(a); key.al_b = align_of(b); key.al_c = align_of(c); key.al_d = align_of(d);
+  key.al_aux = aux ? align_of(aux) : 0;
   auto it = impl_->algos.find(key);
   if (it == impl_->algos.end()) {
     LCX_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -115,15 +150,16 @@ void Matmul::gemm(void* d, bool d_fp32, const void* c, const bf16* a, bool ta, i
     }
     cublasLtMatmulHeuristicResult_t res{};
     int found = 0;
-    LCX_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(impl_->handle, op, la, lb, lc, lc, pref, 1, &res, &found));
-    if (found == 0)
-      fail(LCX_ERR_BACKEND,
-           "cuBLASLt has no algorithm for a %dx%dx%d matmul (lda %d ldb %d ldd %d, %s output%s)", m,
-           n, k, lda, ldb, ldd, d_fp32 ? "fp32" : "bf16", bias ? ", bias" : "");
-    it = impl_->algos.emplace(key, res.algo).first;
+    // An epilogue the library does not offer for these types is "not supported", not an error.
+    const cublasStatus_t st =
+        cublasLtMatmulAlgoGetHeuristic(impl_->handle, op, la, lb, lc, lc, pref, 1, &res, &found);
+    if (st != CUBLAS_STATUS_NOT_SUPPORTED) LCX_CUBLAS_CHECK(st);
+    it = impl_->algos.emplace(key, Impl::Choice{st == CUBLAS_STATUS_SUCCESS && found > 0, res.algo}).first;
   }
+  if (!it->second.found) return false;
   LCX_CUBLAS_CHECK(cublasLtMatmul(impl_->handle, op, &alpha, a, la, b, lb, &beta, c, lc, d, lc,
-                                  &it->second, impl_->workspace, kWorkspace, s));
+                                  &it->second.algo, impl_->workspace, kWorkspace, s));
+  return true;
 }
 
 // Row-major X (N, IC) is column-major IC x N; W (OC, IC) is column-major IC x OC.
@@ -132,6 +168,18 @@ void Matmul::linear_bf16(bf16* out, const bf16* inp, const bf16* w, const bf16* 
   // One row (decoding): a plain matrix-vector kernel instead of a GEMM (gemv.cu says why).
   if (N == 1 && gemv_ok(w, inp, IC)) return gemv_bf16(0, out, nullptr, w, inp, bias, IC, OC, s);
   gemm(out, false, nullptr, w, true, IC, inp, false, IC, OC, N, IC, OC, 1.f, 0.f, bias, s);
+}
+// The epilogue wants the pre-activation in D's layout, 16-byte aligned rows.
+void Matmul::linear_gelu(bf16* out, bf16* pre, const bf16* inp, const bf16* w, const bf16* bias,
+                         int N, int IC, int OC, cudaStream_t s) {
+  const bool aligned = OC % 8 == 0 && align_of(out) >= 16 && (!pre || align_of(pre) >= 16);
+  if (N > 1 && impl_->gelu_epilogue && aligned &&
+      run(out, false, nullptr, w, true, IC, inp, false, IC, OC, N, IC, OC, 1.f, 0.f, bias, Act::gelu, pre, s))
+    return;
+  // Product, then the GELU kernel (in place when the pre-activation is not kept).
+  bf16* h = pre ? pre : out;
+  linear_bf16(h, inp, w, bias, N, IC, OC, s);
+  gelu_forward(out, h, (size_t)N * OC, s);
 }
 void Matmul::linear_residual(float* out, const float* resid, const bf16* inp, const bf16* w,
                              int N, int IC, int OC, cudaStream_t s) {
@@ -146,6 +194,15 @@ void Matmul::linear_f32(float* out, const bf16* inp, const bf16* w, int N, int I
 void Matmul::linear_dinp(bf16* dinp, const bf16* dout, const bf16* w, int N, int IC, int OC,
                          cudaStream_t s) {
   gemm(dinp, false, nullptr, w, false, IC, dout, false, OC, IC, N, OC, IC, 1.f, 0.f, nullptr, s);
+}
+void Matmul::linear_dinp_dgelu(bf16* dinp, const bf16* dout, const bf16* w, const bf16* pre, int N,
+                               int IC, int OC, cudaStream_t s) {
+  const bool aligned = IC % 8 == 0 && align_of(dinp) >= 16 && align_of(pre) >= 16;
+  if (impl_->gelu_epilogue && aligned &&
+      run(dinp, false, nullptr, w, false, IC, dout, false, OC, IC, N, OC, IC, 1.f, 0.f, nullptr, Act::dgelu, pre, s))
+    return;
+  linear_dinp(dinp, dout, w, N, IC, OC, s);
+  gelu_backward_inplace(dinp, pre, (size_t)N * IC, s);
 }
 void Matmul::linear_dw(float* dw, const bf16* dout, const bf16* inp, int N, int IC, int OC,
                        cudaStream_t s) {
