@@ -1,6 +1,9 @@
-// Device pieces shared by the attention kernels (attention.cu: mma.sync; attention_wgmma.cu:
-// Hopper wgmma): the kernel parameters, tile loading through cp.async, the pattern predicate and
-// the forward's online softmax and output store.
+// Device pieces shared by the attention kernels (attention.cu: mma.sync; attention_sm90a.cu:
+// Hopper wgmma): the kernel parameters, tile loading through cp.async, the pattern predicate,
+// the forward's online softmax and output store, the backward's element-wise P / dS. The wgmma
+// kernels overlap that element-wise work with products still in flight, so the softmax and P / dS
+// helpers also come split at the point where the next product's result is needed (same
+// operations per element as the fused helpers attention.cu uses).
 #pragma once
 #include <cuda_bf16.h>
 
@@ -305,33 +308,42 @@ __device__ __forceinline__ void fwd_mask(float (&s)[8][4], const KParams& p, int
 // (the max commutes with a positive scale): run 7's ncu counted ~122M unfused FP32
 // instructions per call when the scores were scaled first. Each row lives in one quad of
 // lanes (same g); l is a per-lane partial, summed over the quad by fwd_store.
+// Split in two for the pipelined wgmma forward, which must leave o alone while P V of the
+// previous tile is still accumulating into it: fwd_softmax_row does row r's m, l and P and
+// returns the factor o's row r is then multiplied by (fwd_rescale_row).
+__device__ __forceinline__ float fwd_softmax_row(float (&s)[8][4], float (&m)[2], float (&l)[2],
+                                                 float sl2, int r) {
+  float mx = -INFINITY;
+#pragma unroll
+  for (int j = 0; j < 8; j++) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+  mx = quad_max(mx) * sl2;
+  const float m_new = fmaxf(m[r], mx);
+  const float m_use = m_new == -INFINITY ? 0.f : m_new;  // fully masked so far: no NaN
+  const float alpha = exp2f(m[r] - m_use);
+  float rs = 0.f;
+#pragma unroll
+  for (int j = 0; j < 8; j++) {
+    s[j][2 * r] = exp2f(fmaf(s[j][2 * r], sl2, -m_use));
+    s[j][2 * r + 1] = exp2f(fmaf(s[j][2 * r + 1], sl2, -m_use));
+    rs += s[j][2 * r] + s[j][2 * r + 1];
+  }
+  l[r] = l[r] * alpha + rs;
+  m[r] = m_new;
+  return alpha;
+}
+template <int NT>
+__device__ __forceinline__ void fwd_rescale_row(float (&o)[NT][4], int r, float alpha) {
+#pragma unroll
+  for (int n = 0; n < NT; n++) {
+    o[n][2 * r] *= alpha;
+    o[n][2 * r + 1] *= alpha;
+  }
+}
 template <int NT>
 __device__ __forceinline__ void fwd_online_softmax(float (&s)[8][4], float (&o)[NT][4], float (&m)[2],
                                                    float (&l)[2], float sl2) {
 #pragma unroll
-  for (int r = 0; r < 2; r++) {
-    float mx = -INFINITY;
-#pragma unroll
-    for (int j = 0; j < 8; j++) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
-    mx = quad_max(mx) * sl2;
-    const float m_new = fmaxf(m[r], mx);
-    const float m_use = m_new == -INFINITY ? 0.f : m_new;  // fully masked so far: no NaN
-    const float alpha = exp2f(m[r] - m_use);
-    float rs = 0.f;
-#pragma unroll
-    for (int j = 0; j < 8; j++) {
-      s[j][2 * r] = exp2f(fmaf(s[j][2 * r], sl2, -m_use));
-      s[j][2 * r + 1] = exp2f(fmaf(s[j][2 * r + 1], sl2, -m_use));
-      rs += s[j][2 * r] + s[j][2 * r + 1];
-    }
-    l[r] = l[r] * alpha + rs;
-    m[r] = m_new;
-#pragma unroll
-    for (int n = 0; n < NT; n++) {
-      o[n][2 * r] *= alpha;
-      o[n][2 * r + 1] *= alpha;
-    }
-  }
+  for (int r = 0; r < 2; r++) fwd_rescale_row(o, r, fwd_softmax_row(s, m, l, sl2, r));
 }
 
 // A warp's accumulator (its 16 rows x D) times scale[r] as bf16 into rows row0 + g + 8 r of
@@ -374,6 +386,24 @@ __device__ __forceinline__ void fwd_store(const AttnArgs& a, const float (&o)[D 
 
 // dq: s (Q K^T) becomes dS = P (dp - dvec) without the softmax scale, P = exp2(s2 - lse2) and
 // 0 where the pattern masks (wb: this warp's pair bits of entry e, as in fwd_mask).
+// dq_p_at is one element's P; the wgmma dq computes P (dq_p) while dP is still in flight and
+// multiplies afterwards (dq_ds_from_p): the same operations per element as dq_ds.
+template <bool FULL>
+__device__ __forceinline__ float dq_p_at(float sv, int j, int i, const KParams& p, int hl, int e,
+                                         int wb, bool elem, int row0, int g, int t4,
+                                         const float (&lse)[2], const int32_t* seg) {
+  const int r = i >> 1;
+  float pv = exp2f(sv * p.scale_log2 - lse[r]);
+  if (FULL) {
+  } else if (!((wb >> (j >> 1)) & 1)) {
+    pv = 0.f;
+  } else if (elem) {
+    const int row = row0 + g + r * 8;
+    const int col = comp(p.blk[e], j >> 1) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
+    if (!allowed(p, hl, row, col, seg)) pv = 0.f;
+  }
+  return pv;
+}
 template <bool FULL>
 __device__ __forceinline__ void dq_ds(float (&s)[8][4], const float (&dp)[8][4], const KParams& p,
                                       int hl, int e, int wb, bool elem, int row0, int g, int t4,
@@ -382,24 +412,49 @@ __device__ __forceinline__ void dq_ds(float (&s)[8][4], const float (&dp)[8][4],
 #pragma unroll
   for (int j = 0; j < 8; j++)
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-      const int r = i >> 1;
-      float pv = exp2f(s[j][i] * p.scale_log2 - lse[r]);
-      if (FULL) {
-      } else if (!((wb >> (j >> 1)) & 1)) {
-        pv = 0.f;
-      } else if (elem) {
-        const int row = row0 + g + r * 8;
-        const int col = comp(p.blk[e], j >> 1) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
-        if (!allowed(p, hl, row, col, seg)) pv = 0.f;
-      }
-      s[j][i] = pv * (dp[j][i] - dvr[r]);
-    }
+    for (int i = 0; i < 4; i++)
+      s[j][i] = dq_p_at<FULL>(s[j][i], j, i, p, hl, e, wb, elem, row0, g, t4, lse, seg) *
+                (dp[j][i] - dvr[i >> 1]);
+}
+template <bool FULL>
+__device__ __forceinline__ void dq_p(float (&s)[8][4], const KParams& p, int hl, int e, int wb,
+                                     bool elem, int row0, int g, int t4, const float (&lse)[2],
+                                     const int32_t* seg) {
+#pragma unroll
+  for (int j = 0; j < 8; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+      s[j][i] = dq_p_at<FULL>(s[j][i], j, i, p, hl, e, wb, elem, row0, g, t4, lse, seg);
+}
+__device__ __forceinline__ void dq_ds_from_p(float (&s)[8][4], const float (&dp)[8][4],
+                                             const float (&dvr)[2]) {
+#pragma unroll
+  for (int j = 0; j < 8; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) s[j][i] = s[j][i] * (dp[j][i] - dvr[i >> 1]);
 }
 
 // dkv: for J n8 blocks of queries starting at qbase of the gathered query tile (rows = this
 // warp's 16 keys from key0), s (K Q^T) becomes P^T and dp (V dO^T) becomes dS^T; hb has one
 // bit per 16-query block from qbase, cL / cDv are the tile's lse2 and dvec.
+// As in dq, dkv_p_at is one element's P, and the wgmma dkv splits the work in dkv_p (while
+// dP^T is in flight) and dkv_ds_from_p (after it).
+template <bool FULL>
+__device__ __forceinline__ float dkv_p_at(float sv, int j, int i, const KParams& p, int hl, int e,
+                                          int hb, bool elem, int qbase, int key0, int g, int t4,
+                                          const float* cL, const int32_t* seg) {
+  const int ql = qbase + j * 8 + 2 * t4 + (i & 1);  // row of the gathered query tile
+  float pv = exp2f(sv * p.scale_log2 - cL[ql]);
+  if (FULL) {
+  } else if (!((hb >> (j >> 1)) & 1)) {
+    pv = 0.f;
+  } else if (elem) {
+    const int key = key0 + g + (i >> 1) * 8;
+    const int qi = comp(p.blk[e], ql / KB) * KB + (ql % KB);
+    if (!allowed(p, hl, qi, key, seg)) pv = 0.f;
+  }
+  return pv;
+}
 template <int J, bool FULL>
 __device__ __forceinline__ void dkv_ps(float (&s)[J][4], float (&dp)[J][4], const KParams& p, int hl,
                                        int e, int hb, bool elem, int qbase, int key0, int g, int t4,
@@ -408,19 +463,28 @@ __device__ __forceinline__ void dkv_ps(float (&s)[J][4], float (&dp)[J][4], cons
   for (int j = 0; j < J; j++)
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-      const int ql = qbase + j * 8 + 2 * t4 + (i & 1);  // row of the gathered query tile
-      float pv = exp2f(s[j][i] * p.scale_log2 - cL[ql]);
-      if (FULL) {
-      } else if (!((hb >> (j >> 1)) & 1)) {
-        pv = 0.f;
-      } else if (elem) {
-        const int key = key0 + g + (i >> 1) * 8;
-        const int qi = comp(p.blk[e], ql / KB) * KB + (ql % KB);
-        if (!allowed(p, hl, qi, key, seg)) pv = 0.f;
-      }
+      const float pv = dkv_p_at<FULL>(s[j][i], j, i, p, hl, e, hb, elem, qbase, key0, g, t4, cL, seg);
       s[j][i] = pv;
-      dp[j][i] = pv * (dp[j][i] - cDv[ql]);
+      dp[j][i] = pv * (dp[j][i] - cDv[qbase + j * 8 + 2 * t4 + (i & 1)]);
     }
+}
+template <int J, bool FULL>
+__device__ __forceinline__ void dkv_p(float (&s)[J][4], const KParams& p, int hl, int e, int hb,
+                                      bool elem, int qbase, int key0, int g, int t4,
+                                      const float* cL, const int32_t* seg) {
+#pragma unroll
+  for (int j = 0; j < J; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+      s[j][i] = dkv_p_at<FULL>(s[j][i], j, i, p, hl, e, hb, elem, qbase, key0, g, t4, cL, seg);
+}
+template <int J>
+__device__ __forceinline__ void dkv_ds_from_p(const float (&s)[J][4], float (&dp)[J][4], int qbase,
+                                              int t4, const float* cDv) {
+#pragma unroll
+  for (int j = 0; j < J; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) dp[j][i] = s[j][i] * (dp[j][i] - cDv[qbase + j * 8 + 2 * t4 + (i & 1)]);
 }
 
 // dQ = scale * dq for rows row0 + g, row0 + g + 8.

@@ -18,7 +18,29 @@
 // free without padding. cp.async writes them (generic proxy), so each thread fences before the
 // barrier that publishes them to the tensor cores (async proxy).
 // Only head dims 64 and 128 (whole 128-byte rows); 32 and 96 keep the mma.sync kernels.
-// H100, T = 8192, hd 128 (NOTES.md run 10): fwd 1.235 -> 0.768 ms, bwd 3.68 -> 2.06 ms.
+// H100, T = 8192, hd 128 (NOTES.md run 10): fwd 1.235 -> 0.768 ms, bwd 3.68 -> 2.06 ms; with the
+// overlapped dq / dkv (run 11) bwd 1.89 ms.
+//
+// Overlap inside the warpgroup: wgmma runs asynchronously until wgmma.wait_group, so a product
+// can run while the warps do element-wise work that does not need it. Each overlapping kernel
+// commits its products in separate groups and waits for one only where its result is read
+// (groups complete in commit order; wg_wait<N> = at most N still pending). Meanwhile no
+// instruction may touch the registers of a product in flight (its accumulator, its register-A
+// fragments), and a barrier after which cp.async overwrites a tile still needs every product
+// that reads the tile completed.
+// - Forward (attn_fwd_wgmma_pipe_kernel, LCX_ATTN_WGMMA_FWD_PIPE=1): S of the next key tile is
+//   issued before P V of this one, and the next tile's softmax runs while P V is in flight (the
+//   rescale of O waits for it). Two buffers each of K and V, so 2 CTAs per SM at D = 128. Not
+//   the default: on the H100 it lost to the one-stage kernel's 3 CTAs per SM (NOTES.md run 11:
+//   0.793 vs 0.759 ms at hd128, T = 8192), whose warps already overlap each other's softmax.
+// - dq, OVERLAP 1: S, then dP; P = exp2(S - lse) runs while dP is in flight. OVERLAP 2 (default,
+//   two stages): also dQ += dS K stays in flight into the next step, until the next S is issued.
+// - dkv, OVERLAP 1: S^T, then dP^T; P^T while dP^T runs; dV += P^T dO issued at once; dS^T
+//   while dV runs; dK += dS^T Q; both waited for before the next query tile's barrier.
+//   OVERLAP 2 (default, two stages): dV and dK stay in flight until the next S^T is issued.
+// The run-10 backward kernels (OVERLAP 0) stay selectable. The element-wise
+// math is the same per element and in the same order (the helpers are split at the wait, not
+// changed), so every variant gives bit-identical results.
 #include <cuda_bf16.h>
 
 #include <cstdlib>
@@ -79,15 +101,28 @@ __device__ __forceinline__ void zero(float (&d)[NT][4]) {
 
 __device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wg_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Waits until at most N of this warpgroup's committed wgmma groups are pending (groups complete
+// in commit order, so wg_wait<1> after committing groups A then B means A is done).
+template <int N>
+__device__ __forceinline__ void wg_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
 // The accumulators are written asynchronously: pin them (no instruction) so that the compiler
-// neither reads them before the wait nor moves them between issue and wait.
+// neither reads them before the wait nor moves them between issue and wait. Pinning register-A
+// fragments after the wait keeps them alive (unchanged) while the tensor cores still read them.
+// Never pin registers of a wgmma still in flight.
 template <int NT>
 __device__ __forceinline__ void pin(float (&d)[NT][4]) {
 #pragma unroll
   for (int j = 0; j < NT; j++)
 #pragma unroll
     for (int i = 0; i < 4; i++) asm volatile("" : "+f"(d[j][i])::"memory");
+}
+__device__ __forceinline__ void pin(uint32_t (&a)[4][4]) {
+#pragma unroll
+  for (int j = 0; j < 4; j++)
+#pragma unroll
+    for (int i = 0; i < 4; i++) asm volatile("" : "+r"(a[j][i])::"memory");
 }
 
 #ifdef LCX_WGMMA_DEVICE
@@ -134,6 +169,51 @@ __device__ __forceinline__ void wgmma_rs_t(float (&o)[D / 8][4], const uint32_t 
 #endif
 }
 
+// Q's A fragments for the register-A S product (QREG): rows warp * 16 + (lane & 15), 16-byte
+// chunk 2 kk + lane / 16 of the swizzled tile.
+template <int D>
+__device__ __forceinline__ void load_q_frags(uint32_t (&qf)[D / 16][4], const bf16* sQ, int warp, int lane) {
+  const int row = warp * 16 + (lane & 15);
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++) {
+    const int c = 2 * kk + (lane >> 4);
+    ldsm_x4(qf[kk], sQ + (c >> 3) * kPanel + row * 64 + (((c & 7) ^ (row & 7)) << 3));
+  }
+}
+// Issues S = Q K^T over D / 16 k-steps (no fence, no commit): Q from registers (QREG) or shared.
+template <int D, bool QREG>
+__device__ __forceinline__ void issue_scores(float (&s)[8][4], const uint32_t (&qf)[QREG ? D / 16 : 1][4],
+                                             const bf16* sQ, const bf16* cK) {
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++) {
+#ifdef LCX_WGMMA_DEVICE
+    if constexpr (QREG) wgmma_n64_rs(s, qf[kk], kmajor_desc(cK, kk), kk);
+    else wgmma_n64_ss(s, kmajor_desc(sQ, kk), kmajor_desc(cK, kk), kk);
+#endif
+  }
+}
+
+#ifdef LCX_WGMMA_DEVICE
+// Issue helpers for the overlapping kernels (no fence, no commit).
+// acc (64 x 64) = A . B^T over D / 16 k-steps, A and B K-major in shared memory: S, dP, S^T, dP^T.
+template <int D>
+__device__ __forceinline__ void issue_ss_n64(float (&acc)[8][4], const bf16* ta, const bf16* tb) {
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++) wgmma_n64_ss(acc, kmajor_desc(ta, kk), kmajor_desc(tb, kk), kk);
+}
+// acc (64 x D) += A (registers, 64 x 64) . B (64 x D, N-major) over 4 k-steps: P V, dS K, P^T dO,
+// dS^T Q.
+template <int D>
+__device__ __forceinline__ void issue_rs_acc(float (&acc)[D / 8][4], const uint32_t (&fa)[4][4], const bf16* tb) {
+#pragma unroll
+  for (int kk = 0; kk < 4; kk++) wgmma_rs_t<D>(acc, fa[kk], nmajor_desc(tb, kk));
+}
+#endif
+__device__ __forceinline__ void zero_frags(uint32_t (&fa)[4][4]) {
+#pragma unroll
+  for (int kk = 0; kk < 4; kk++) fa[kk][0] = fa[kk][1] = fa[kk][2] = fa[kk][3] = 0u;
+}
+
 // CTAs per SM the registers are held to: one stage (48 KB of tiles at D = 128) leaves room for
 // 4 CTAs by shared memory, two stages (80 KB) for 2.
 constexpr int wg_min_ctas(int D, int STAGES, bool QREG) {
@@ -168,15 +248,7 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
   fence_async_smem();
   __syncthreads();
   uint32_t qf[QREG ? KT : 1][4];
-  if constexpr (QREG) {
-    // A fragment of rows warp * 16 + (lane & 15), 16-byte chunk 2 kk + lane / 16, swizzled.
-    const int row = warp * 16 + (lane & 15);
-#pragma unroll
-    for (int kk = 0; kk < KT; kk++) {
-      const int c = 2 * kk + (lane >> 4);
-      ldsm_x4(qf[kk], sQ + (c >> 3) * kPanel + row * 64 + (((c & 7) ^ (row & 7)) << 3));
-    }
-  }
+  if constexpr (QREG) load_q_frags<D>(qf, sQ, warp, lane);
 
   float o[NT][4], s[8][4];
   zero(o);
@@ -191,17 +263,10 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
     const bf16* cK = sK + buf * TS;
     const bf16* cV = sV + buf * TS;
 
-    // S = Q K^T over D / 16 k-steps.
     wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < KT; kk++) {
-#ifdef LCX_WGMMA_DEVICE
-      if constexpr (QREG) wgmma_n64_rs(s, qf[kk], kmajor_desc(cK, kk), kk);
-      else wgmma_n64_ss(s, kmajor_desc(sQ, kk), kmajor_desc(cK, kk), kk);
-#endif
-    }
+    issue_scores<D, QREG>(s, qf, sQ, cK);
     wg_commit();
-    wg_wait_all();
+    wg_wait<0>();
     pin(s);
 
     const int wb = (fl >> (warp * 4)) & 0xF;  // this warp's 16 queries x the 4 key blocks
@@ -217,7 +282,7 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) wgmma_rs_t<D>(o, pa[kk], nmajor_desc(cV, kk));
     wg_commit();
-    wg_wait_all();
+    wg_wait<0>();
     pin(o);
     __syncthreads();  // the next stage_kv overwrites this entry's buffer
   }
@@ -226,10 +291,126 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
 #endif
 }
 
-// dq: per query tile, S = Q K^T and dP = dO V^T in one commit group (Q, dO, K, V all read from
-// shared memory), dS in registers (dq_ds), dQ += dS K with K as the N-major operand.
-template <int D, int STAGES>
+// The pipelined forward (FA3's intra-warpgroup overlap): step e issues S_{e+1} = Q K_{e+1}^T,
+// then O += P_e V_e, waits for S_{e+1} alone and runs its mask and softmax while P_e V_e is still
+// on the tensor cores. o's rescale by the new row maxima waits for P_e V_e: o goes through the
+// same operations in the same order as in the kernel above. P_e lives in registers as bf16 A
+// fragments between the steps. K and V have two buffers each: step e reads K_{e+1} and V_e and
+// loads K_{e+2} (over K_e, whose S finished in step e - 1) and V_{e+1} (over V_{e-1}, whose
+// P V finished there), so one barrier per step still covers both hazards. Shared memory is the
+// two-stage kernel's: 80 KB at D = 128 (2 CTAs per SM), 40 KB at D = 64.
+template <int D, bool QREG>
+__global__ void __launch_bounds__(NTHREADS, D == 128 ? 2 : 3) attn_fwd_wgmma_pipe_kernel(const KParams p) {
+#ifdef LCX_WGMMA_DEVICE
+  constexpr int KT = D / 16, NT = D / 8, TS = TL * D;
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  bf16* sQ = swizzle_base(smem_raw);
+  bf16* sK = sQ + TS;
+  bf16* sV = sK + 2 * TS;
+  const AttnArgs& a = p.a;
+  const Cta c = cta_here(p);
+  const int qt = c.tile, h = c.h, b = c.b, tid = c.tid, warp = c.warp, lane = c.lane, g = c.g, t4 = c.t4;
+  const int hl = c.hl, e0 = c.e0, e1 = c.e1;
+  const bf16* kg = a.k + b * a.kv_batch + h * D;
+  const bf16* vg = a.v + b * a.kv_batch + h * D;
+  const int32_t* seg = c.seg;
+  const int q0 = qt * TL;
+  auto k_buf = [&](int e) { return sK + ((e - e0) & 1) * TS; };
+  auto v_buf = [&](int e) { return sV + ((e - e0) & 1) * TS; };
+  auto load_k = [&](int e) { load_tile<D, true>(k_buf(e), kg, a.kv_row, p.blk[e], a.Tk, tid); };
+  auto load_v = [&](int e) { load_tile<D, true>(v_buf(e), vg, a.kv_row, p.blk[e], a.Tk, tid); };
+
+  // Q and K_e0 first (the prologue's S needs them), then K_e0+1 and V_e0.
+  load_tile<D, true>(sQ, a.q + b * a.q_batch + h * D, a.q_row, contiguous_blocks(qt), a.Tq, tid);
+  if (e1 > e0) load_k(e0);
+  cp_async_commit();
+  if (e1 > e0 + 1) load_k(e0 + 1);
+  if (e1 > e0) load_v(e0);
+  cp_async_commit();
+  cp_async_wait<1>();
+  fence_async_smem();
+  __syncthreads();
+  uint32_t qf[QREG ? KT : 1][4];
+  if constexpr (QREG) load_q_frags<D>(qf, sQ, warp, lane);
+
+  float o[NT][4], s[8][4];
+  zero(o);
+  zero(s);
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  const float sl2 = p.scale_log2;
+  // Entry e's scores in s become P (m, l updated); alpha: the factors o's rows are owed.
+  auto softmax_tile = [&](int e, float (&alpha)[2]) {
+    const int fl = p.flags[e];
+    const int wb = (fl >> (warp * 4)) & 0xF;
+    const bool elem = fl & kElem;
+    if (wb != 0xF || elem) fwd_mask(s, p, hl, e, wb, elem, q0 + warp * 16, g, t4, seg);
+#pragma unroll
+    for (int r = 0; r < 2; r++) alpha[r] = fwd_softmax_row(s, m, l, sl2, r);
+  };
+  uint32_t pa[4][4];  // P_e as wgmma A fragments
+  if (e1 > e0) {
+    wg_fence();
+    issue_scores<D, QREG>(s, qf, sQ, k_buf(e0));
+    wg_commit();
+    wg_wait<0>();
+    pin(s);
+    float alpha[2];
+    softmax_tile(e0, alpha);
+#pragma unroll
+    for (int r = 0; r < 2; r++) fwd_rescale_row(o, r, alpha[r]);  // o is 0: kept for identity
+    to_a_frags(pa, s);
+  }
+
+  // The steps with a next entry; the last entry's P V runs alone after the loop (no wgmma under
+  // a condition inside the loop: ptxas then serializes every wgmma of the kernel).
+  for (int e = e0; e + 1 < e1; e++) {
+    cp_async_wait<0>();  // K_{e+1} and V_e
+    fence_async_smem();
+    __syncthreads();  // also: every warp is past step e - 1's waits, so K_e's and V_{e-1}'s buffers are free
+    if (e + 2 < e1) load_k(e + 2);
+    load_v(e + 1);
+    cp_async_commit();
+    wg_fence();  // s, o and pa were written since the last fence
+    issue_scores<D, QREG>(s, qf, sQ, k_buf(e + 1));
+    wg_commit();
+    issue_rs_acc<D>(o, pa, v_buf(e));
+    wg_commit();
+    wg_wait<1>();  // S_{e+1} is done, P_e V_e may still run: o and pa stay untouched until the next wait
+    pin(s);
+    float alpha[2];
+    softmax_tile(e + 1, alpha);
+    wg_wait<0>();
+    pin(o);
+    pin(pa);
+#pragma unroll
+    for (int r = 0; r < 2; r++) fwd_rescale_row(o, r, alpha[r]);
+    to_a_frags(pa, s);
+  }
+  if (e1 > e0) {
+    cp_async_wait<0>();  // V_{e1-1}
+    fence_async_smem();
+    __syncthreads();
+    wg_fence();
+    issue_rs_acc<D>(o, pa, v_buf(e1 - 1));
+    wg_commit();
+    wg_wait<0>();
+    pin(o);
+  }
+  fwd_store<D>(a, o, m, l, b, h, q0 + warp * 16, g, t4);
+#endif
+}
+
+// dq: per query tile, S = Q K^T and dP = dO V^T (Q, dO, K, V all read from shared memory), dS
+// in registers (dq_ds), dQ += dS K with K as the N-major operand. OVERLAP:
+//  0: the run-10 kernel: S and dP in one commit group, dS K in another, each waited for at once.
+//  1: S and dP in two groups: P = exp2(s2 - lse2) with its mask (dq_p) runs while dP is in
+//     flight, only dS = P (dP - dvec) waits for it.
+//  2 (two stages only): as 1, and dQ += dS K stays in flight into the next step, waited for
+//     right after the next S is issued; a second barrier then frees its K buffer for the next
+//     load. The tensor cores run dQ_e, S_e+1, dP_e+1 back to back.
+template <int D, int STAGES, int OVERLAP>
 __global__ void __launch_bounds__(NTHREADS, 2) attn_dq_wgmma_kernel(const KParams p) {
+  static_assert(OVERLAP < 2 || STAGES == 2, "dQ in flight across steps needs a second K buffer");
 #ifdef LCX_WGMMA_DEVICE
   constexpr int KT = D / 16, NT = D / 8, TS = TL * D;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -262,38 +443,108 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_dq_wgmma_kernel(const KParam
   zero(s);
   zero(dp);
 
-  for (int e = e0; e < e1; e++) {
-    const int4 kb4 = p.blk[e];
-    const int fl = p.flags[e];
-    const int buf = stage_kv<D, STAGES, true>(sK, sV, kg, vg, p, e, e0, e1, kb4, tid);
-    const bf16* cK = sK + buf * TS;
-    const bf16* cV = sV + buf * TS;
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < KT; kk++) {
-      wgmma_n64_ss(s, kmajor_desc(sQ, kk), kmajor_desc(cK, kk), kk);
-      wgmma_n64_ss(dp, kmajor_desc(sdO, kk), kmajor_desc(cV, kk), kk);
+  if constexpr (OVERLAP == 2) {
+    uint32_t da[4][4];  // dS as A fragments: read by dQ += dS K until the next step's wait
+    zero_frags(da);
+    // The last wait sits inside the guard: were it also reached from the path that skips the
+    // loop (dq = 0 there), ptxas would serialize every wgmma of the kernel.
+    if (e1 > e0) {
+      for (int e = e0; e < e1; e++) {
+        const int fl = p.flags[e];
+        const int buf = (e - e0) & 1;
+        const bf16* cK = sK + buf * TS;
+        const bf16* cV = sV + buf * TS;
+        cp_async_wait<0>();  // K_e and V_e
+        fence_async_smem();
+        __syncthreads();
+        wg_fence();
+        issue_ss_n64<D>(s, sQ, cK);
+        wg_commit();
+        wg_wait<1>();  // entry e - 1's dS K is done (S may still run); with none, returns at once
+        pin(dq);
+        pin(da);
+        issue_ss_n64<D>(dp, sdO, cV);
+        wg_commit();
+        __syncthreads();  // every warp is past that wait: entry e - 1's K buffer is free
+        if (e + 1 < e1) {
+          const int4 nb4 = p.blk[e + 1];
+          load_tile<D, true>(sK + (buf ^ 1) * TS, kg, a.kv_row, nb4, a.Tk, tid);
+          load_tile<D, true>(sV + (buf ^ 1) * TS, vg, a.kv_row, nb4, a.Tk, tid);
+        }
+        cp_async_commit();
+        wg_wait<1>();  // S is done, dP may still run: dp stays untouched until the next wait
+        pin(s);
+        const int wb = (fl >> (warp * 4)) & 0xF;
+        const bool elem = fl & kElem;
+        if (wb == 0xF && !elem)
+          dq_p<true>(s, p, hl, e, wb, elem, q0 + warp * 16, g, t4, lse, seg);
+        else
+          dq_p<false>(s, p, hl, e, wb, elem, q0 + warp * 16, g, t4, lse, seg);
+        wg_wait<0>();
+        pin(dp);
+        dq_ds_from_p(s, dp, dvr);
+        to_a_frags(da, s);
+        wg_fence();
+        issue_rs_acc<D>(dq, da, cK);
+        wg_commit();  // waited for in the next step, or below
+      }
+      wg_wait<0>();
+      pin(dq);
     }
-    wg_commit();
-    wg_wait_all();
-    pin(s);
-    pin(dp);
-    const int wb = (fl >> (warp * 4)) & 0xF;
-    const bool elem = fl & kElem;
-    if (wb == 0xF && !elem)
-      dq_ds<true>(s, dp, p, hl, e, wb, elem, q0 + warp * 16, g, t4, lse, dvr, seg);
-    else
-      dq_ds<false>(s, dp, p, hl, e, wb, elem, q0 + warp * 16, g, t4, lse, dvr, seg);
-    uint32_t da[4][4];
-    to_a_frags(da, s);
-    pin(dq);
-    wg_fence();
+  } else {
+    for (int e = e0; e < e1; e++) {
+      const int4 kb4 = p.blk[e];
+      const int fl = p.flags[e];
+      const int buf = stage_kv<D, STAGES, true>(sK, sV, kg, vg, p, e, e0, e1, kb4, tid);
+      const bf16* cK = sK + buf * TS;
+      const bf16* cV = sV + buf * TS;
+      wg_fence();
+      if constexpr (OVERLAP == 1) {
+        issue_ss_n64<D>(s, sQ, cK);
+        wg_commit();
+        issue_ss_n64<D>(dp, sdO, cV);
+        wg_commit();
+        wg_wait<1>();  // S is done, dP may still run: dp stays untouched until the next wait
+        pin(s);
+      } else {
 #pragma unroll
-    for (int kk = 0; kk < 4; kk++) wgmma_rs_t<D>(dq, da[kk], nmajor_desc(cK, kk));
-    wg_commit();
-    wg_wait_all();
-    pin(dq);
-    __syncthreads();
+        for (int kk = 0; kk < KT; kk++) {
+          wgmma_n64_ss(s, kmajor_desc(sQ, kk), kmajor_desc(cK, kk), kk);
+          wgmma_n64_ss(dp, kmajor_desc(sdO, kk), kmajor_desc(cV, kk), kk);
+        }
+        wg_commit();
+        wg_wait<0>();
+        pin(s);
+        pin(dp);
+      }
+      const int wb = (fl >> (warp * 4)) & 0xF;
+      const bool elem = fl & kElem;
+      const bool full = wb == 0xF && !elem;
+      if constexpr (OVERLAP == 1) {
+        if (full)
+          dq_p<true>(s, p, hl, e, wb, elem, q0 + warp * 16, g, t4, lse, seg);
+        else
+          dq_p<false>(s, p, hl, e, wb, elem, q0 + warp * 16, g, t4, lse, seg);
+        wg_wait<0>();
+        pin(dp);
+        dq_ds_from_p(s, dp, dvr);
+      } else {
+        if (full)
+          dq_ds<true>(s, dp, p, hl, e, wb, elem, q0 + warp * 16, g, t4, lse, dvr, seg);
+        else
+          dq_ds<false>(s, dp, p, hl, e, wb, elem, q0 + warp * 16, g, t4, lse, dvr, seg);
+      }
+      uint32_t da[4][4];
+      to_a_frags(da, s);
+      pin(dq);
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < 4; kk++) wgmma_rs_t<D>(dq, da[kk], nmajor_desc(cK, kk));
+      wg_commit();
+      wg_wait<0>();  // dS K reads this stage's K: done before the barrier lets it be overwritten
+      pin(dq);
+      __syncthreads();
+    }
   }
   cp_async_wait<0>();
   dq_store<D>(a, dq, p.scale, b, h, q0 + warp * 16, g, t4);
@@ -301,11 +552,21 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_dq_wgmma_kernel(const KParam
 }
 
 // dkv: per group of 4 key blocks (warp w owns block w: rows 16 w.. of the warpgroup's 64), over
-// the group's query tiles: S^T = K Q^T and dP^T = V dO^T, P^T and dS^T in registers (dkv_ps on
-// all 64 queries at once: no 32-query halves as in the mma.sync kernel, wgmma's operands do not
-// sit in registers), dV += P^T dO and dK += dS^T Q with dO and Q as N-major operands.
-template <int D, int STAGES>
+// the group's query tiles: S^T = K Q^T and dP^T = V dO^T, P^T and dS^T in registers (on all 64
+// queries at once: no 32-query halves as in the mma.sync kernel, wgmma's operands do not sit in
+// registers), dV += P^T dO and dK += dS^T Q with dO and Q as N-major operands. OVERLAP:
+//  0: the run-10 kernel: S^T and dP^T in one commit group, dV and dK in another, each waited
+//     for at once.
+//  1: four groups per query tile, each waited for where its result is needed: S^T | dP^T ->
+//     wait S^T, P^T (the exp2s) while dP^T runs -> dV += P^T dO -> wait dP^T, dS^T while dV
+//     runs -> dK += dS^T Q -> wait both before the barrier (they read this stage's Q / dO, which
+//     a later stage_q overwrites).
+//  2 (two stages only): as 1, but dV and dK stay in flight into the next step: waited for right
+//     after the next S^T is issued (dP^T's issue follows), then a second barrier frees their
+//     Q / dO stage for the next load. The tensor cores run dV, dK, S^T, dP^T back to back.
+template <int D, int STAGES, int OVERLAP>
 __global__ void __launch_bounds__(NTHREADS, 2) attn_dkv_wgmma_kernel(const KParams p) {
+  static_assert(OVERLAP < 2 || STAGES == 2, "dV / dK in flight across steps need a second Q stage");
 #ifdef LCX_WGMMA_DEVICE
   constexpr int KT = D / 16, NT = D / 8, TS = TL * D;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -345,45 +606,134 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_dkv_wgmma_kernel(const KPara
   zero(s);
   zero(dp);
 
-  for (int e = e0; e < e1; e++) {
-    const int fl = p.flags[e];
-    const int buf = stage_q<STAGES, true>(p, e, e0, e1, load_q);
-    const bf16* cQ = sQ + buf * TS;
-    const bf16* cdO = sdO + buf * TS;
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < KT; kk++) {
-      wgmma_n64_ss(s, kmajor_desc(sK, kk), kmajor_desc(cQ, kk), kk);
-      wgmma_n64_ss(dp, kmajor_desc(sV, kk), kmajor_desc(cdO, kk), kk);
+  if constexpr (OVERLAP == 2) {
+    uint32_t pa[4][4], da[4][4];  // P^T, dS^T as A fragments: read by dV, dK until the next step's wait
+    zero_frags(pa);
+    zero_frags(da);
+    if (e1 > e0) {  // the last wait inside the guard, as in dq
+      for (int e = e0; e < e1; e++) {
+        const int fl = p.flags[e];
+        const int buf = (e - e0) & 1;
+        const bf16* cQ = sQ + buf * TS;
+        const bf16* cdO = sdO + buf * TS;
+        cp_async_wait<0>();  // entry e's Q, dO, lse2, dvec (at e0 also K and V)
+        fence_async_smem();
+        __syncthreads();
+        wg_fence();
+        issue_ss_n64<D>(s, sK, cQ);
+        wg_commit();
+        wg_wait<1>();  // entry e - 1's dV and dK are done (S^T may still run); with none, at once
+        pin(dv);
+        pin(dk);
+        pin(pa);
+        pin(da);
+        issue_ss_n64<D>(dp, sV, cdO);
+        wg_commit();
+        __syncthreads();  // every warp is past that wait: entry e - 1's stage is free
+        if (e + 1 < e1) load_q(buf ^ 1, p.blk[e + 1]);
+        cp_async_commit();
+        wg_wait<1>();  // S^T is done, dP^T may still run: dp stays untouched until the next wait
+        pin(s);
+        const bool elem = fl & kElem;
+        const int wb = (fl >> (warp * 4)) & 0xF;  // which of the 4 query blocks see my key block
+        const float* cL = sL + buf * TL;
+        const float* cDv = sDv + buf * TL;
+        if (wb == 0xF && !elem)
+          dkv_p<8, true>(s, p, hl, e, wb, elem, 0, my_kb * KB, g, t4, cL, seg);
+        else
+          dkv_p<8, false>(s, p, hl, e, wb, elem, 0, my_kb * KB, g, t4, cL, seg);
+        to_a_frags(pa, s);
+        wg_fence();
+        issue_rs_acc<D>(dv, pa, cdO);
+        wg_commit();
+        wg_wait<1>();  // dP^T is done, dV may still run: dv and pa stay untouched
+        pin(dp);
+        dkv_ds_from_p<8>(s, dp, 0, t4, cDv);
+        to_a_frags(da, dp);
+        wg_fence();
+        issue_rs_acc<D>(dk, da, cQ);
+        wg_commit();  // dV and dK are waited for in the next step, or below
+      }
+      wg_wait<0>();
+      pin(dv);
+      pin(dk);
     }
-    wg_commit();
-    wg_wait_all();
-    pin(s);
-    pin(dp);
-    const bool elem = fl & kElem;
-    const int wb = (fl >> (warp * 4)) & 0xF;  // which of the 4 query blocks see my key block
-    const float* cL = sL + buf * TL;
-    const float* cDv = sDv + buf * TL;
-    if (wb == 0xF && !elem)
-      dkv_ps<8, true>(s, dp, p, hl, e, wb, elem, 0, my_kb * KB, g, t4, cL, cDv, seg);
-    else
-      dkv_ps<8, false>(s, dp, p, hl, e, wb, elem, 0, my_kb * KB, g, t4, cL, cDv, seg);
-    uint32_t pa[4][4], da[4][4];
-    to_a_frags(pa, s);
-    to_a_frags(da, dp);
-    pin(dv);
-    pin(dk);
-    wg_fence();
+  } else {
+    for (int e = e0; e < e1; e++) {
+      const int fl = p.flags[e];
+      const int buf = stage_q<STAGES, true>(p, e, e0, e1, load_q);
+      const bf16* cQ = sQ + buf * TS;
+      const bf16* cdO = sdO + buf * TS;
+      wg_fence();
+      if constexpr (OVERLAP == 1) {
+        issue_ss_n64<D>(s, sK, cQ);
+        wg_commit();
+        issue_ss_n64<D>(dp, sV, cdO);
+        wg_commit();
+        wg_wait<1>();  // S^T is done, dP^T may still run: dp stays untouched until the next wait
+        pin(s);
+      } else {
 #pragma unroll
-    for (int kk = 0; kk < 4; kk++) {
-      wgmma_rs_t<D>(dv, pa[kk], nmajor_desc(cdO, kk));
-      wgmma_rs_t<D>(dk, da[kk], nmajor_desc(cQ, kk));
+        for (int kk = 0; kk < KT; kk++) {
+          wgmma_n64_ss(s, kmajor_desc(sK, kk), kmajor_desc(cQ, kk), kk);
+          wgmma_n64_ss(dp, kmajor_desc(sV, kk), kmajor_desc(cdO, kk), kk);
+        }
+        wg_commit();
+        wg_wait<0>();
+        pin(s);
+        pin(dp);
+      }
+      const bool elem = fl & kElem;
+      const int wb = (fl >> (warp * 4)) & 0xF;  // which of the 4 query blocks see my key block
+      const float* cL = sL + buf * TL;
+      const float* cDv = sDv + buf * TL;
+      const bool full = wb == 0xF && !elem;
+      uint32_t pa[4][4], da[4][4];
+      if constexpr (OVERLAP == 1) {
+        if (full)
+          dkv_p<8, true>(s, p, hl, e, wb, elem, 0, my_kb * KB, g, t4, cL, seg);
+        else
+          dkv_p<8, false>(s, p, hl, e, wb, elem, 0, my_kb * KB, g, t4, cL, seg);
+        to_a_frags(pa, s);
+        pin(dv);
+        wg_fence();  // pa was written since the last fence
+        issue_rs_acc<D>(dv, pa, cdO);
+        wg_commit();
+        wg_wait<1>();  // dP^T is done, dV may still run: dv and pa stay untouched until the last wait
+        pin(dp);
+        dkv_ds_from_p<8>(s, dp, 0, t4, cDv);
+        to_a_frags(da, dp);
+        pin(dk);
+        wg_fence();
+        issue_rs_acc<D>(dk, da, cQ);
+        wg_commit();
+        wg_wait<0>();
+        pin(dv);
+        pin(dk);
+        pin(pa);
+        pin(da);
+      } else {
+        if (full)
+          dkv_ps<8, true>(s, dp, p, hl, e, wb, elem, 0, my_kb * KB, g, t4, cL, cDv, seg);
+        else
+          dkv_ps<8, false>(s, dp, p, hl, e, wb, elem, 0, my_kb * KB, g, t4, cL, cDv, seg);
+        to_a_frags(pa, s);
+        to_a_frags(da, dp);
+        pin(dv);
+        pin(dk);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) {
+          wgmma_rs_t<D>(dv, pa[kk], nmajor_desc(cdO, kk));
+          wgmma_rs_t<D>(dk, da[kk], nmajor_desc(cQ, kk));
+        }
+        wg_commit();
+        wg_wait<0>();
+        pin(dv);
+        pin(dk);
+      }
+      __syncthreads();
     }
-    wg_commit();
-    wg_wait_all();
-    pin(dv);
-    pin(dk);
-    __syncthreads();
   }
   cp_async_wait<0>();
   dkv_store<D>(a, dk, dv, p.scale, b, h, my_kb < 0 ? -1 : my_kb * KB, g, t4);
@@ -415,40 +765,56 @@ int env_choice(const char* name, int fallback) {
 }  // namespace
 
 bool fwd_wgmma(const KParams& p, int D, dim3 grid, cudaStream_t s) {
-  // Experiments (read once): LCX_ATTN_WGMMA_STAGES=1|2, LCX_ATTN_WGMMA_QREG=0|1.
+  // Experiments (read once): LCX_ATTN_WGMMA_FWD_PIPE=0|1 (default 0: the one-stage kernel),
+  // LCX_ATTN_WGMMA_STAGES=1|2 (that kernel's stages, default 1), LCX_ATTN_WGMMA_QREG=0|1.
+  // Q in registers by default only for the pipelined kernel: it runs 2 CTAs per SM at D = 128
+  // (shared memory) anyway, where run 10 measured Q in registers ahead (its S product then reads
+  // half as many bytes of shared memory), while it would cost the one-stage kernel its third CTA.
+  static const bool pipe = env_choice("LCX_ATTN_WGMMA_FWD_PIPE", 0) == 1;
   static const int st = env_choice("LCX_ATTN_WGMMA_STAGES", 1);
-  static const bool qreg = env_choice("LCX_ATTN_WGMMA_QREG", 0) == 1;
+  static const bool qreg = env_choice("LCX_ATTN_WGMMA_QREG", pipe ? 1 : 0) == 1;
 #define LCX_FWD(D_, S_, Q_) launch_wg(attn_fwd_wgmma_kernel<D_, S_, Q_>, fwd_smem(D_, S_), p, grid, s)
-  if (D == 128)
+#define LCX_FWD_PIPE(D_, Q_) launch_wg(attn_fwd_wgmma_pipe_kernel<D_, Q_>, fwd_smem(D_, 2), p, grid, s)
+  if (D == 128) {
+    if (pipe) return qreg ? LCX_FWD_PIPE(128, true) : LCX_FWD_PIPE(128, false);
     return st == 2 ? (qreg ? LCX_FWD(128, 2, true) : LCX_FWD(128, 2, false))
                    : (qreg ? LCX_FWD(128, 1, true) : LCX_FWD(128, 1, false));
-  if (D == 64)
+  }
+  if (D == 64) {
+    if (pipe) return qreg ? LCX_FWD_PIPE(64, true) : LCX_FWD_PIPE(64, false);
     return st == 2 ? (qreg ? LCX_FWD(64, 2, true) : LCX_FWD(64, 2, false))
                    : (qreg ? LCX_FWD(64, 1, true) : LCX_FWD(64, 1, false));
+  }
+#undef LCX_FWD_PIPE
 #undef LCX_FWD
   return false;
 }
 
+// dq / dkv (read once): LCX_ATTN_WGMMA_DQ_STAGES / _DKV_STAGES = 1 | 2 (default 2);
+// LCX_ATTN_WGMMA_DQ_OVERLAP / _DKV_OVERLAP = 0 | 1 | 2 (see the kernels; default 2, which with
+// one stage runs as 1). 0 is the run-10 kernel.
+#define LCX_BWD(KERNEL, SMEM, D_, S_, O_) launch_wg(KERNEL<D_, S_, O_>, SMEM(D_, S_), p, grid, s)
+#define LCX_BWD_D(KERNEL, SMEM, D_)                                                                  \
+  (st == 2 ? (ov == 2   ? LCX_BWD(KERNEL, SMEM, D_, 2, 2)                                            \
+              : ov == 1 ? LCX_BWD(KERNEL, SMEM, D_, 2, 1)                                            \
+                        : LCX_BWD(KERNEL, SMEM, D_, 2, 0))                                           \
+           : (ov >= 1 ? LCX_BWD(KERNEL, SMEM, D_, 1, 1) : LCX_BWD(KERNEL, SMEM, D_, 1, 0)))
 bool dq_wgmma(const KParams& p, int D, dim3 grid, cudaStream_t s) {
-  static const int st = env_choice("LCX_ATTN_WGMMA_DQ_STAGES", 2);  // 1 | 2
-  if (D == 128)
-    return st == 2 ? launch_wg(attn_dq_wgmma_kernel<128, 2>, dq_smem(128, 2), p, grid, s)
-                   : launch_wg(attn_dq_wgmma_kernel<128, 1>, dq_smem(128, 1), p, grid, s);
-  if (D == 64)
-    return st == 2 ? launch_wg(attn_dq_wgmma_kernel<64, 2>, dq_smem(64, 2), p, grid, s)
-                   : launch_wg(attn_dq_wgmma_kernel<64, 1>, dq_smem(64, 1), p, grid, s);
+  static const int st = env_choice("LCX_ATTN_WGMMA_DQ_STAGES", 2);
+  static const int ov = env_choice("LCX_ATTN_WGMMA_DQ_OVERLAP", 2);
+  if (D == 128) return LCX_BWD_D(attn_dq_wgmma_kernel, dq_smem, 128);
+  if (D == 64) return LCX_BWD_D(attn_dq_wgmma_kernel, dq_smem, 64);
   return false;
 }
 
 bool dkv_wgmma(const KParams& p, int D, dim3 grid, cudaStream_t s) {
-  static const int st = env_choice("LCX_ATTN_WGMMA_DKV_STAGES", 2);  // 1 | 2
-  if (D == 128)
-    return st == 2 ? launch_wg(attn_dkv_wgmma_kernel<128, 2>, dkv_smem(128, 2), p, grid, s)
-                   : launch_wg(attn_dkv_wgmma_kernel<128, 1>, dkv_smem(128, 1), p, grid, s);
-  if (D == 64)
-    return st == 2 ? launch_wg(attn_dkv_wgmma_kernel<64, 2>, dkv_smem(64, 2), p, grid, s)
-                   : launch_wg(attn_dkv_wgmma_kernel<64, 1>, dkv_smem(64, 1), p, grid, s);
+  static const int st = env_choice("LCX_ATTN_WGMMA_DKV_STAGES", 2);
+  static const int ov = env_choice("LCX_ATTN_WGMMA_DKV_OVERLAP", 2);
+  if (D == 128) return LCX_BWD_D(attn_dkv_wgmma_kernel, dkv_smem, 128);
+  if (D == 64) return LCX_BWD_D(attn_dkv_wgmma_kernel, dkv_smem, 64);
   return false;
 }
+#undef LCX_BWD_D
+#undef LCX_BWD
 
 }  // namespace lcx::cuda::attnk
