@@ -90,6 +90,18 @@ describe.skipIf(!python)('gpu_report.py', () => {
     expect(text).toMatch(/14 of 18 judged targets pass; 0 without a mark/)
   })
 
+  it('reads run 11 as measured: 15 of 18, batch 2 at 8192 short of 2x, prefill past 2x the torch anchor of its call', () => {
+    const { text } = report('run11')
+    expect(row(text, 'training tokens/s at 2048')).toMatch(/46,584 \(batch 6, 22\.01 GiB <= anchor's 25\.3\).*\| 2\.06x \| PASS/)
+    expect(row(text, 'training tokens/s at 8192')).toMatch(/36,914 \(batch 2, 23\.70 GiB <= anchor's 25\.5\).*\| 1\.98x \| FAIL/)
+    expect(row(text, 'MFU at 8192')).toMatch(/38\.4% \(batch 2\)/)
+    expect(row(text, 'attention bwd hd128')).toMatch(/366\.9 \(1\.873 ms\).*PyTorch SDPA 500\.6 \| 0\.73x SDPA \| PASS/)
+    expect(row(text, 'prefill 8000 >= 2x')).toMatch(/150,540.*torch 54,252 \| 2\.77x \| PASS/)
+    // the first 8000-token prefill at that width has its own row in the log, not in the target
+    expect(text).not.toContain('100,833')
+    expect(text).toMatch(/15 of 18 judged targets pass; 0 without a mark/)
+  })
+
   it('takes batch 2 at 8192 for the throughput and MFU rows only when it fits the anchor\'s 8192 memory', () => {
     // run 10 with a batch-2 row at 8192: 37,500 tokens/s (MFU 39.0%) in 23.9 GiB, then the same
     // row at 26.0 GiB, over the 25.54 GiB the anchor reserved there.
