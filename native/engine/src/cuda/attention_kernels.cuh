@@ -1,7 +1,7 @@
 // Device pieces shared by the attention kernels (attention.cu: mma.sync; attention_sm90a.cu:
 // Hopper wgmma): the kernel parameters, tile loading through cp.async, the pattern predicate,
 // the forward's online softmax and output store, the backward's element-wise P / dS. The wgmma
-// kernels overlap that element-wise work with products still in flight, so the softmax and P / dS
+// backward kernels overlap that element-wise work with products still in flight, so the P / dS
 // helpers also come split at the point where the next product's result is needed (same
 // operations per element as the fused helpers attention.cu uses).
 #pragma once
@@ -308,42 +308,33 @@ __device__ __forceinline__ void fwd_mask(float (&s)[8][4], const KParams& p, int
 // (the max commutes with a positive scale): run 7's ncu counted ~122M unfused FP32
 // instructions per call when the scores were scaled first. Each row lives in one quad of
 // lanes (same g); l is a per-lane partial, summed over the quad by fwd_store.
-// Split in two for the pipelined wgmma forward, which must leave o alone while P V of the
-// previous tile is still accumulating into it: fwd_softmax_row does row r's m, l and P and
-// returns the factor o's row r is then multiplied by (fwd_rescale_row).
-__device__ __forceinline__ float fwd_softmax_row(float (&s)[8][4], float (&m)[2], float (&l)[2],
-                                                 float sl2, int r) {
-  float mx = -INFINITY;
-#pragma unroll
-  for (int j = 0; j < 8; j++) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
-  mx = quad_max(mx) * sl2;
-  const float m_new = fmaxf(m[r], mx);
-  const float m_use = m_new == -INFINITY ? 0.f : m_new;  // fully masked so far: no NaN
-  const float alpha = exp2f(m[r] - m_use);
-  float rs = 0.f;
-#pragma unroll
-  for (int j = 0; j < 8; j++) {
-    s[j][2 * r] = exp2f(fmaf(s[j][2 * r], sl2, -m_use));
-    s[j][2 * r + 1] = exp2f(fmaf(s[j][2 * r + 1], sl2, -m_use));
-    rs += s[j][2 * r] + s[j][2 * r + 1];
-  }
-  l[r] = l[r] * alpha + rs;
-  m[r] = m_new;
-  return alpha;
-}
-template <int NT>
-__device__ __forceinline__ void fwd_rescale_row(float (&o)[NT][4], int r, float alpha) {
-#pragma unroll
-  for (int n = 0; n < NT; n++) {
-    o[n][2 * r] *= alpha;
-    o[n][2 * r + 1] *= alpha;
-  }
-}
 template <int NT>
 __device__ __forceinline__ void fwd_online_softmax(float (&s)[8][4], float (&o)[NT][4], float (&m)[2],
                                                    float (&l)[2], float sl2) {
 #pragma unroll
-  for (int r = 0; r < 2; r++) fwd_rescale_row(o, r, fwd_softmax_row(s, m, l, sl2, r));
+  for (int r = 0; r < 2; r++) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < 8; j++) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+    mx = quad_max(mx) * sl2;
+    const float m_new = fmaxf(m[r], mx);
+    const float m_use = m_new == -INFINITY ? 0.f : m_new;  // fully masked so far: no NaN
+    const float alpha = exp2f(m[r] - m_use);
+    float rs = 0.f;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+      s[j][2 * r] = exp2f(fmaf(s[j][2 * r], sl2, -m_use));
+      s[j][2 * r + 1] = exp2f(fmaf(s[j][2 * r + 1], sl2, -m_use));
+      rs += s[j][2 * r] + s[j][2 * r + 1];
+    }
+    l[r] = l[r] * alpha + rs;
+    m[r] = m_new;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+      o[n][2 * r] *= alpha;
+      o[n][2 * r + 1] *= alpha;
+    }
+  }
 }
 
 // A warp's accumulator (its 16 rows x D) times scale[r] as bf16 into rows row0 + g + 8 r of

@@ -28,11 +28,10 @@
 // instruction may touch the registers of a product in flight (its accumulator, its register-A
 // fragments), and a barrier after which cp.async overwrites a tile still needs every product
 // that reads the tile completed.
-// - Forward (attn_fwd_wgmma_pipe_kernel, LCX_ATTN_WGMMA_FWD_PIPE=1): S of the next key tile is
-//   issued before P V of this one, and the next tile's softmax runs while P V is in flight (the
-//   rescale of O waits for it). Two buffers each of K and V, so 2 CTAs per SM at D = 128. Not
-//   the default: on the H100 it lost to the one-stage kernel's 3 CTAs per SM (NOTES.md run 11:
-//   0.793 vs 0.759 ms at hd128, T = 8192), whose warps already overlap each other's softmax.
+// - Forward: none inside a CTA. A pipelined forward (S of the next key tile issued before P V
+//   of this one, two K/V buffers, 2 CTAs per SM at D = 128) lost to the one-stage kernel's 3 CTAs
+//   per SM, whose warpgroups already overlap each other's softmax (NOTES.md run 11: 0.793 vs
+//   0.759 ms at hd128, T = 8192); it is in commit 6bf083b.
 // - dq, OVERLAP 1: S, then dP; P = exp2(S - lse) runs while dP is in flight. OVERLAP 2 (default,
 //   two stages): also dQ += dS K stays in flight into the next step, until the next S is issued.
 // - dkv, OVERLAP 1: S^T, then dP^T; P^T while dP^T runs; dV += P^T dO issued at once; dS^T
@@ -287,115 +286,6 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
     __syncthreads();  // the next stage_kv overwrites this entry's buffer
   }
   cp_async_wait<0>();
-  fwd_store<D>(a, o, m, l, b, h, q0 + warp * 16, g, t4);
-#endif
-}
-
-// The pipelined forward (FA3's intra-warpgroup overlap): step e issues S_{e+1} = Q K_{e+1}^T,
-// then O += P_e V_e, waits for S_{e+1} alone and runs its mask and softmax while P_e V_e is still
-// on the tensor cores. o's rescale by the new row maxima waits for P_e V_e: o goes through the
-// same operations in the same order as in the kernel above. P_e lives in registers as bf16 A
-// fragments between the steps. K and V have two buffers each: step e reads K_{e+1} and V_e and
-// loads K_{e+2} (over K_e, whose S finished in step e - 1) and V_{e+1} (over V_{e-1}, whose
-// P V finished there), so one barrier per step still covers both hazards. Shared memory is the
-// two-stage kernel's: 80 KB at D = 128 (2 CTAs per SM), 40 KB at D = 64.
-template <int D, bool QREG>
-__global__ void __launch_bounds__(NTHREADS, D == 128 ? 2 : 3) attn_fwd_wgmma_pipe_kernel(const KParams p) {
-#ifdef LCX_WGMMA_DEVICE
-  constexpr int KT = D / 16, NT = D / 8, TS = TL * D;
-  extern __shared__ __align__(1024) unsigned char smem_raw[];
-  bf16* sQ = swizzle_base(smem_raw);
-  bf16* sK = sQ + TS;
-  bf16* sV = sK + 2 * TS;
-  const AttnArgs& a = p.a;
-  const Cta c = cta_here(p);
-  const int qt = c.tile, h = c.h, b = c.b, tid = c.tid, warp = c.warp, lane = c.lane, g = c.g, t4 = c.t4;
-  const int hl = c.hl, e0 = c.e0, e1 = c.e1;
-  const bf16* kg = a.k + b * a.kv_batch + h * D;
-  const bf16* vg = a.v + b * a.kv_batch + h * D;
-  const int32_t* seg = c.seg;
-  const int q0 = qt * TL;
-  auto k_buf = [&](int e) { return sK + ((e - e0) & 1) * TS; };
-  auto v_buf = [&](int e) { return sV + ((e - e0) & 1) * TS; };
-  auto load_k = [&](int e) { load_tile<D, true>(k_buf(e), kg, a.kv_row, p.blk[e], a.Tk, tid); };
-  auto load_v = [&](int e) { load_tile<D, true>(v_buf(e), vg, a.kv_row, p.blk[e], a.Tk, tid); };
-
-  // Q and K_e0 first (the prologue's S needs them), then K_e0+1 and V_e0.
-  load_tile<D, true>(sQ, a.q + b * a.q_batch + h * D, a.q_row, contiguous_blocks(qt), a.Tq, tid);
-  if (e1 > e0) load_k(e0);
-  cp_async_commit();
-  if (e1 > e0 + 1) load_k(e0 + 1);
-  if (e1 > e0) load_v(e0);
-  cp_async_commit();
-  cp_async_wait<1>();
-  fence_async_smem();
-  __syncthreads();
-  uint32_t qf[QREG ? KT : 1][4];
-  if constexpr (QREG) load_q_frags<D>(qf, sQ, warp, lane);
-
-  float o[NT][4], s[8][4];
-  zero(o);
-  zero(s);
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-  const float sl2 = p.scale_log2;
-  // Entry e's scores in s become P (m, l updated); alpha: the factors o's rows are owed.
-  auto softmax_tile = [&](int e, float (&alpha)[2]) {
-    const int fl = p.flags[e];
-    const int wb = (fl >> (warp * 4)) & 0xF;
-    const bool elem = fl & kElem;
-    if (wb != 0xF || elem) fwd_mask(s, p, hl, e, wb, elem, q0 + warp * 16, g, t4, seg);
-#pragma unroll
-    for (int r = 0; r < 2; r++) alpha[r] = fwd_softmax_row(s, m, l, sl2, r);
-  };
-  uint32_t pa[4][4];  // P_e as wgmma A fragments
-  if (e1 > e0) {
-    wg_fence();
-    issue_scores<D, QREG>(s, qf, sQ, k_buf(e0));
-    wg_commit();
-    wg_wait<0>();
-    pin(s);
-    float alpha[2];
-    softmax_tile(e0, alpha);
-#pragma unroll
-    for (int r = 0; r < 2; r++) fwd_rescale_row(o, r, alpha[r]);  // o is 0: kept for identity
-    to_a_frags(pa, s);
-  }
-
-  // The steps with a next entry; the last entry's P V runs alone after the loop (no wgmma under
-  // a condition inside the loop: ptxas then serializes every wgmma of the kernel).
-  for (int e = e0; e + 1 < e1; e++) {
-    cp_async_wait<0>();  // K_{e+1} and V_e
-    fence_async_smem();
-    __syncthreads();  // also: every warp is past step e - 1's waits, so K_e's and V_{e-1}'s buffers are free
-    if (e + 2 < e1) load_k(e + 2);
-    load_v(e + 1);
-    cp_async_commit();
-    wg_fence();  // s, o and pa were written since the last fence
-    issue_scores<D, QREG>(s, qf, sQ, k_buf(e + 1));
-    wg_commit();
-    issue_rs_acc<D>(o, pa, v_buf(e));
-    wg_commit();
-    wg_wait<1>();  // S_{e+1} is done, P_e V_e may still run: o and pa stay untouched until the next wait
-    pin(s);
-    float alpha[2];
-    softmax_tile(e + 1, alpha);
-    wg_wait<0>();
-    pin(o);
-    pin(pa);
-#pragma unroll
-    for (int r = 0; r < 2; r++) fwd_rescale_row(o, r, alpha[r]);
-    to_a_frags(pa, s);
-  }
-  if (e1 > e0) {
-    cp_async_wait<0>();  // V_{e1-1}
-    fence_async_smem();
-    __syncthreads();
-    wg_fence();
-    issue_rs_acc<D>(o, pa, v_buf(e1 - 1));
-    wg_commit();
-    wg_wait<0>();
-    pin(o);
-  }
   fwd_store<D>(a, o, m, l, b, h, q0 + warp * 16, g, t4);
 #endif
 }
@@ -765,27 +655,17 @@ int env_choice(const char* name, int fallback) {
 }  // namespace
 
 bool fwd_wgmma(const KParams& p, int D, dim3 grid, cudaStream_t s) {
-  // Experiments (read once): LCX_ATTN_WGMMA_FWD_PIPE=0|1 (default 0: the one-stage kernel),
-  // LCX_ATTN_WGMMA_STAGES=1|2 (that kernel's stages, default 1), LCX_ATTN_WGMMA_QREG=0|1.
-  // Q in registers by default only for the pipelined kernel: it runs 2 CTAs per SM at D = 128
-  // (shared memory) anyway, where run 10 measured Q in registers ahead (its S product then reads
-  // half as many bytes of shared memory), while it would cost the one-stage kernel its third CTA.
-  static const bool pipe = env_choice("LCX_ATTN_WGMMA_FWD_PIPE", 0) == 1;
+  // Experiments (read once): LCX_ATTN_WGMMA_STAGES=1|2 (default 1), LCX_ATTN_WGMMA_QREG=0|1
+  // (default 0: Q in registers would cost the one-stage kernel its third CTA per SM).
   static const int st = env_choice("LCX_ATTN_WGMMA_STAGES", 1);
-  static const bool qreg = env_choice("LCX_ATTN_WGMMA_QREG", pipe ? 1 : 0) == 1;
+  static const bool qreg = env_choice("LCX_ATTN_WGMMA_QREG", 0) == 1;
 #define LCX_FWD(D_, S_, Q_) launch_wg(attn_fwd_wgmma_kernel<D_, S_, Q_>, fwd_smem(D_, S_), p, grid, s)
-#define LCX_FWD_PIPE(D_, Q_) launch_wg(attn_fwd_wgmma_pipe_kernel<D_, Q_>, fwd_smem(D_, 2), p, grid, s)
-  if (D == 128) {
-    if (pipe) return qreg ? LCX_FWD_PIPE(128, true) : LCX_FWD_PIPE(128, false);
+  if (D == 128)
     return st == 2 ? (qreg ? LCX_FWD(128, 2, true) : LCX_FWD(128, 2, false))
                    : (qreg ? LCX_FWD(128, 1, true) : LCX_FWD(128, 1, false));
-  }
-  if (D == 64) {
-    if (pipe) return qreg ? LCX_FWD_PIPE(64, true) : LCX_FWD_PIPE(64, false);
+  if (D == 64)
     return st == 2 ? (qreg ? LCX_FWD(64, 2, true) : LCX_FWD(64, 2, false))
                    : (qreg ? LCX_FWD(64, 1, true) : LCX_FWD(64, 1, false));
-  }
-#undef LCX_FWD_PIPE
 #undef LCX_FWD
   return false;
 }
