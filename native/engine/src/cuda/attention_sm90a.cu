@@ -207,6 +207,31 @@ __device__ __forceinline__ void issue_rs_acc(float (&acc)[D / 8][4], const uint3
 #pragma unroll
   for (int kk = 0; kk < 4; kk++) wgmma_rs_t<D>(acc, fa[kk], nmajor_desc(tb, kk));
 }
+// S = A1 . B1^T and dP = A2 . B2^T (dq: Q K^T, dO V^T; dkv: K Q^T, V dO^T), then waited for up to
+// where the kernel's OVERLAP level needs them: 0, one commit group for both and a full wait; >= 1,
+// two groups and S alone (dP may still run: dp stays untouched until the next wait).
+template <int D, int OVERLAP>
+__device__ __forceinline__ void issue_s_dp(float (&s)[8][4], float (&dp)[8][4], const bf16* a1, const bf16* b1,
+                                           const bf16* a2, const bf16* b2) {
+  if constexpr (OVERLAP >= 1) {
+    issue_ss_n64<D>(s, a1, b1);
+    wg_commit();
+    issue_ss_n64<D>(dp, a2, b2);
+    wg_commit();
+    wg_wait<1>();
+    pin(s);
+  } else {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+      wgmma_n64_ss(s, kmajor_desc(a1, kk), kmajor_desc(b1, kk), kk);
+      wgmma_n64_ss(dp, kmajor_desc(a2, kk), kmajor_desc(b2, kk), kk);
+    }
+    wg_commit();
+    wg_wait<0>();
+    pin(s);
+    pin(dp);
+  }
+}
 #endif
 __device__ __forceinline__ void zero_frags(uint32_t (&fa)[4][4]) {
 #pragma unroll
@@ -302,7 +327,7 @@ template <int D, int STAGES, int OVERLAP>
 __global__ void __launch_bounds__(NTHREADS, 2) attn_dq_wgmma_kernel(const KParams p) {
   static_assert(OVERLAP < 2 || STAGES == 2, "dQ in flight across steps needs a second K buffer");
 #ifdef LCX_WGMMA_DEVICE
-  constexpr int KT = D / 16, NT = D / 8, TS = TL * D;
+  constexpr int NT = D / 8, TS = TL * D;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   bf16* sQ = swizzle_base(smem_raw);
   bf16* sdO = sQ + TS;
@@ -389,24 +414,7 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_dq_wgmma_kernel(const KParam
       const bf16* cK = sK + buf * TS;
       const bf16* cV = sV + buf * TS;
       wg_fence();
-      if constexpr (OVERLAP == 1) {
-        issue_ss_n64<D>(s, sQ, cK);
-        wg_commit();
-        issue_ss_n64<D>(dp, sdO, cV);
-        wg_commit();
-        wg_wait<1>();  // S is done, dP may still run: dp stays untouched until the next wait
-        pin(s);
-      } else {
-#pragma unroll
-        for (int kk = 0; kk < KT; kk++) {
-          wgmma_n64_ss(s, kmajor_desc(sQ, kk), kmajor_desc(cK, kk), kk);
-          wgmma_n64_ss(dp, kmajor_desc(sdO, kk), kmajor_desc(cV, kk), kk);
-        }
-        wg_commit();
-        wg_wait<0>();
-        pin(s);
-        pin(dp);
-      }
+      issue_s_dp<D, OVERLAP>(s, dp, sQ, cK, sdO, cV);
       const int wb = (fl >> (warp * 4)) & 0xF;
       const bool elem = fl & kElem;
       const bool full = wb == 0xF && !elem;
@@ -458,7 +466,7 @@ template <int D, int STAGES, int OVERLAP>
 __global__ void __launch_bounds__(NTHREADS, 2) attn_dkv_wgmma_kernel(const KParams p) {
   static_assert(OVERLAP < 2 || STAGES == 2, "dV / dK in flight across steps need a second Q stage");
 #ifdef LCX_WGMMA_DEVICE
-  constexpr int KT = D / 16, NT = D / 8, TS = TL * D;
+  constexpr int NT = D / 8, TS = TL * D;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   bf16* sK = swizzle_base(smem_raw);
   bf16* sV = sK + TS;
@@ -555,24 +563,7 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_dkv_wgmma_kernel(const KPara
       const bf16* cQ = sQ + buf * TS;
       const bf16* cdO = sdO + buf * TS;
       wg_fence();
-      if constexpr (OVERLAP == 1) {
-        issue_ss_n64<D>(s, sK, cQ);
-        wg_commit();
-        issue_ss_n64<D>(dp, sV, cdO);
-        wg_commit();
-        wg_wait<1>();  // S^T is done, dP^T may still run: dp stays untouched until the next wait
-        pin(s);
-      } else {
-#pragma unroll
-        for (int kk = 0; kk < KT; kk++) {
-          wgmma_n64_ss(s, kmajor_desc(sK, kk), kmajor_desc(cQ, kk), kk);
-          wgmma_n64_ss(dp, kmajor_desc(sV, kk), kmajor_desc(cdO, kk), kk);
-        }
-        wg_commit();
-        wg_wait<0>();
-        pin(s);
-        pin(dp);
-      }
+      issue_s_dp<D, OVERLAP>(s, dp, sK, cQ, sV, cdO);
       const bool elem = fl & kElem;
       const int wb = (fl >> (warp * 4)) & 0xF;  // which of the 4 query blocks see my key block
       const float* cL = sL + buf * TL;
