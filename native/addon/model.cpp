@@ -494,20 +494,17 @@ class Model : public Napi::ObjectWrap<Model> {
       num("gradClip", tc.grad_clip);
       Napi::Value rc = o.Get("recompute");
       if (!rc.IsUndefined()) tc.recompute = rc.ToBoolean() ? 1 : 0;
-      Napi::Value md = o.Get("masterDtype");
-      if (!md.IsUndefined()) {
-        std::string s = get_string(env, md, "masterDtype");
-        if (s == "fp32") tc.master_dtype = 0;
-        else if (s == "bf16") tc.master_dtype = 1;
-        else throw_arg(env, "masterDtype must be 'fp32' or 'bf16', got '" + s + "'");
-      }
-      Napi::Value gd = o.Get("gradDtype");
-      if (!gd.IsUndefined()) {
-        std::string s = get_string(env, gd, "gradDtype");
-        if (s == "fp32") tc.grad_dtype = 0;
-        else if (s == "bf16") tc.grad_dtype = 1;
-        else throw_arg(env, "gradDtype must be 'fp32' or 'bf16', got '" + s + "'");
-      }
+      // 'fp32' -> 0, 'bf16' -> 1
+      auto dtype = [&](const char* key, int32_t& dst) {
+        Napi::Value v = o.Get(key);
+        if (v.IsUndefined()) return;
+        const std::string s = get_string(env, v, key);
+        if (s == "fp32") dst = 0;
+        else if (s == "bf16") dst = 1;
+        else throw_arg(env, std::string(key) + " must be 'fp32' or 'bf16', got '" + s + "'");
+      };
+      dtype("masterDtype", tc.master_dtype);
+      dtype("gradDtype", tc.grad_dtype);
       tc.seed = get_seed(env, o.Get("seed"));
     } else if (!info[0].IsUndefined()) {
       throw_arg(env, "train config must be an object");

@@ -1143,6 +1143,7 @@ CudaGen::CudaGen(CudaBackend& be, int max_tokens) : be_(be), cap_(max_tokens) {
 // full 24 GB card keeps 1024-token passes.
 int CudaGen::piece_tokens(int n) const {
   if (piece_env_ > 0) return std::min(n, piece_env_);
+  if (n <= kGenPiece) return n;  // decoding and short prompts: no device query per token
   const lcx_config& c = be_.cfg_;
   const size_t per_token = (size_t)24 * c.n_embd + (size_t)2 * c.n_inner + 16 + (size_t)4 * c.n_head;
   size_t free_b = 0, total_b = 0;

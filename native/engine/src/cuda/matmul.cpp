@@ -31,7 +31,7 @@ uint32_t align_of(const void* p) {
 }
 
 struct Key {
-  int m, n, k, lda, ldb, ldd, ta, tb, dfp32, bias, beta_nz, epilogue;
+  int m, n, k, lda, ldb, ldd, ta, tb, dfp32, beta_nz, epilogue;  // epilogue: bias and activation
   uint32_t al_a, al_b, al_c, al_d, al_aux;
   bool operator<(const Key& o) const { return std::memcmp(this, &o, sizeof(Key)) < 0; }
 };
@@ -128,7 +128,7 @@ bool Matmul::run(void* d, bool d_fp32, const void* c, const bf16* a, bool ta, in
 
   Key key{};
   key.m = m; key.n = n; key.k = k; key.lda = lda; key.ldb = ldb; key.ldd = ldd;
-  key.ta = ta; key.tb = tb; key.dfp32 = d_fp32; key.bias = bias != nullptr; key.beta_nz = beta != 0.f;
+  key.ta = ta; key.tb = tb; key.dfp32 = d_fp32; key.beta_nz = beta != 0.f;
   key.epilogue = (int)epi;
   key.al_a = align_of(a); key.al_b = align_of(b); key.al_c = align_of(c); key.al_d = align_of(d);
   key.al_aux = aux ? align_of(aux) : 0;
