@@ -10,15 +10,21 @@
 // 8-bit mantissa, so one rounding is ~2e-3 relative and a 2-layer model compounds a few):
 //   logits rel L2 <= 2e-2, per-token NLL max abs <= 8e-2 and mean abs <= 1.5e-2, loss abs <= 1e-2
 //   gradient rel L2 per tensor <= 6e-2 (bf16 activations and bf16 gradients of activations)
-//   grad norm: step 0 rel <= 2e-2; every step |gpu - cpu| <= 5e-2 |cpu| + 2e-2 (the runs overfit
+//   grad norm: step 0 rel <= 2e-2; every step |gpu - cpu| <= 0.15 |cpu| + 2e-2 (the runs overfit
 //     one batch: near zero loss the gradient is a difference of nearly equal terms and bf16
-//     noise dominates it), loss per step abs <= 2e-2 over 10 AdamW steps
+//     noise dominates it; in the sparse + window case step 6 (loss 0.17) reads 0.655 with the
+//     unfused LayerNorm backward, 0.675 with the fused one, 0.605 on the CPU: the order of
+//     fp32 sums alone moves it by 3%), loss per step abs <= 2e-2 over 10 AdamW steps
 //   parameter updates (p10 - p0) rel L2 per tensor <= 0.15 (Adam divides by sqrt(v), so a
 //     gradient element near zero flips sign under bf16 noise; the update stays ~lr either way).
 //     The key third of qkvb is left out: softmax is invariant to a constant added to every
 //     score of a row, so its true gradient is exactly 0 and both backends update it from noise.
 //   recompute on/off: bit-identical gradients (same kernels on the same inputs), but fcprojw's
 //     within 1e-2 rel L2 when the GELU runs in the fc product's epilogue (see run_case)
+//   LayerNorm backward, fused and unfused, against a double reference: dx, dw, db and the bias
+//     sum of dx rel L2 <= 1e-5 (fp32 sums), the bf16 copy of dx exactly its rounding, a second
+//     run bit-identical (ln_backward_tests); bf16 bias gradients, 16-byte and scalar kernels,
+//     rel L2 <= 1e-5 (bias_grad_tests)
 //   MLP GELU in cuBLASLt epilogues and in kernels: pre-activation exact, GELU and its gradient
 //     within 2^-7 relative + 2e-3 of GPT-2's tanh form (gelu_epilogue_tests)
 //   generation in 7-token prefill passes vs full forward: logits rel L2 <= 2e-2
@@ -48,6 +54,7 @@
 #include <cuda_runtime.h>
 
 #include "cuda/allocator.hpp"
+#include "cuda/kernels.hpp"
 #include "cuda/matmul.hpp"
 #endif
 
@@ -413,12 +420,12 @@ void run_case(const char* name, const lcx_config& cfg, int B, int T, bool segmen
     l0 += cpu->forward_backward(d2.batch(), 0.5f);
     const float n1 = gpu->optimizer_step(1e-3f), n0 = cpu->optimizer_step(1e-3f);
     worst_loss = std::fmax(worst_loss, std::fabs(l1 - l0) / 2);
-    worst_norm = std::fmax(worst_norm, std::fabs(n1 - n0) / (5e-2 * std::fabs(n0) + 2e-2));
+    worst_norm = std::fmax(worst_norm, std::fabs(n1 - n0) / (0.15 * std::fabs(n0) + 2e-2));
     if (step == 0) check_le("step 0: grad norm rel diff", std::fabs(n1 - n0) / std::fabs(n0), 2e-2);
-    if (step == 0 || step == 9) std::printf("  step %d: loss gpu %.5f cpu %.5f, norm gpu %.5f cpu %.5f\n", step, l1 / 2, l0 / 2, n1, n0);
+    std::printf("  step %d: loss gpu %.5f cpu %.5f, norm gpu %.5f cpu %.5f\n", step, l1 / 2, l0 / 2, n1, n0);
   }
   check_le("10 steps: loss max abs diff", worst_loss, 2e-2);
-  check_le("10 steps: grad norm diff / (5e-2 |cpu| + 2e-2)", worst_norm, 1.0);
+  check_le("10 steps: grad norm diff / (0.15 |cpu| + 2e-2)", worst_norm, 1.0);
   CHECK(gpu->steps() == 10);
   check_bf16_grads(cfg, p0, d, d2);
   {
@@ -706,6 +713,167 @@ void gelu_epilogue_tests() {
   for (void* p : {(void*)dx, (void*)dw, (void*)db, (void*)ddo, (void*)out, (void*)out2, (void*)pre, (void*)din}) alloc.free(p);
 }
 
+// The LayerNorm backward of the training loop, fused (one pass) and unfused, against a double
+// reference on random rows: dx (added to), its bf16 copy written over dout, dw, db and the
+// column sums of the new dx, at the 1.3B model's width, at GPT-2 XL's (1600: idle lanes) and a
+// tiny one; with more rows than the fused kernel's CTAs (several rows per CTA) and fewer.
+void ln_backward_tests() {
+  using lcx::cuda::bf16;
+  std::printf("== LayerNorm backward: fused and unfused\n");
+  uint64_t r = 777;
+  auto uni = [&](double lo, double hi) {
+    r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+    return lo + (hi - lo) * ((r >> 11) * 0x1.0p-53);
+  };
+  lcx::cuda::DeviceAllocator alloc(true, 0);
+  for (int C : {2048, 1600, 64}) {
+    for (int N : {700, 37}) {
+      const size_t NC = (size_t)N * C;
+      std::vector<float> x(NC), dx0(NC), w(C), mean(N), rstd(N), dw0(C), db0(C), dbias0(C);
+      std::vector<bf16> dout(NC);
+      for (size_t i = 0; i < NC; i++) {
+        x[i] = (float)uni(-3, 3) + (float)(i / C % 5);
+        dx0[i] = (float)uni(-1, 1);
+        dout[i] = __float2bfloat16_rn((float)uni(-2, 2));
+      }
+      for (int c = 0; c < C; c++) {
+        w[c] = (float)uni(0.5, 1.5);
+        dw0[c] = (float)uni(-1, 1);
+        db0[c] = (float)uni(-1, 1);
+        dbias0[c] = (float)uni(-1, 1);
+      }
+      // Reference in double.
+      std::vector<double> rdx(NC), rdw(dw0.begin(), dw0.end()), rdb(db0.begin(), db0.end()),
+          rdbias(dbias0.begin(), dbias0.end());
+      for (int n = 0; n < N; n++) {
+        double m = 0, v = 0;
+        for (int c = 0; c < C; c++) m += x[(size_t)n * C + c];
+        m /= C;
+        for (int c = 0; c < C; c++) v += (x[(size_t)n * C + c] - m) * (x[(size_t)n * C + c] - m);
+        mean[n] = (float)m;
+        rstd[n] = (float)(1.0 / std::sqrt(v / C + 1e-5));
+        double s1 = 0, s2 = 0;
+        for (int c = 0; c < C; c++) {
+          const size_t i = (size_t)n * C + c;
+          const double xh = (x[i] - mean[n]) * (double)rstd[n], dn = __bfloat162float(dout[i]) * (double)w[c];
+          s1 += dn;
+          s2 += dn * xh;
+        }
+        s1 /= C;
+        s2 /= C;
+        for (int c = 0; c < C; c++) {
+          const size_t i = (size_t)n * C + c;
+          const double d = __bfloat162float(dout[i]), xh = (x[i] - mean[n]) * (double)rstd[n];
+          rdx[i] = dx0[i] + rstd[n] * (d * w[c] - s1 - xh * s2);
+          rdw[c] += d * xh;
+          rdb[c] += d;
+          rdbias[c] += rdx[i];
+        }
+      }
+      auto up = [&](const void* h, size_t bytes) {
+        void* p = alloc.alloc(bytes, "test");
+        CHECK(cudaMemcpy(p, h, bytes, cudaMemcpyHostToDevice) == cudaSuccess);
+        return p;
+      };
+      auto rel = [](const std::vector<float>& got, const std::vector<double>& want) {
+        double num = 0, den = 0;
+        for (size_t i = 0; i < got.size(); i++) {
+          num += (got[i] - want[i]) * (got[i] - want[i]);
+          den += want[i] * want[i];
+        }
+        return std::sqrt(num / den);
+      };
+      std::vector<float> first_dx;
+      for (int fused : {1, 0}) {
+        EnvVar env("LCX_CUDA_LN_FUSED", fused ? "1" : "0");
+        std::vector<float> got_dx(NC), got_dw(C), got_db(C), got_dbias(C), again(NC);
+        std::vector<bf16> got16(NC);
+        for (int rep = 0; rep < 2; rep++) {
+          float *d_x = (float*)up(x.data(), NC * 4), *d_dx = (float*)up(dx0.data(), NC * 4),
+                *d_w = (float*)up(w.data(), C * 4), *d_m = (float*)up(mean.data(), N * 4),
+                *d_r = (float*)up(rstd.data(), N * 4), *d_dw = (float*)up(dw0.data(), C * 4),
+                *d_db = (float*)up(db0.data(), C * 4), *d_dbias = (float*)up(dbias0.data(), C * 4);
+          bf16* d_dout = (bf16*)up(dout.data(), NC * 2);
+          float* scratch = (float*)alloc.alloc(lcx::cuda::layernorm_backward_scratch(C) * 4, "test scratch");
+          // dx16 over dout: the backend's call.
+          lcx::cuda::layernorm_backward<float>(d_dx, d_dw, d_db, d_dout, d_dbias, scratch, d_dout, d_x, d_m, d_r,
+                                               d_w, N, C, nullptr);
+          CHECK(cudaDeviceSynchronize() == cudaSuccess);
+          CHECK(cudaMemcpy(rep ? again.data() : got_dx.data(), d_dx, NC * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+          CHECK(cudaMemcpy(got16.data(), d_dout, NC * 2, cudaMemcpyDeviceToHost) == cudaSuccess);
+          CHECK(cudaMemcpy(got_dw.data(), d_dw, C * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+          CHECK(cudaMemcpy(got_db.data(), d_db, C * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+          CHECK(cudaMemcpy(got_dbias.data(), d_dbias, C * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+          for (void* p : {(void*)d_x, (void*)d_dx, (void*)d_w, (void*)d_m, (void*)d_r, (void*)d_dw, (void*)d_db,
+                          (void*)d_dbias, (void*)d_dout, (void*)scratch})
+            alloc.free(p);
+        }
+        size_t copy_wrong = 0;
+        for (size_t i = 0; i < NC; i++) {
+          const bf16 want = __float2bfloat16_rn(got_dx[i]);
+          if (std::memcmp(&want, &got16[i], 2) != 0) copy_wrong++;
+        }
+        char what[96];
+        const char* how = fused ? "fused" : "unfused";
+        std::snprintf(what, sizeof what, "%s C=%d N=%d: dx rel L2", how, C, N);
+        check_le(what, rel(got_dx, rdx), 1e-5);
+        std::snprintf(what, sizeof what, "%s C=%d N=%d: bf16 copy != round(dx) (count)", how, C, N);
+        check_le(what, (double)copy_wrong, 0.0);
+        std::snprintf(what, sizeof what, "%s C=%d N=%d: dw rel L2", how, C, N);
+        check_le(what, rel(got_dw, rdw), 1e-5);
+        std::snprintf(what, sizeof what, "%s C=%d N=%d: db rel L2", how, C, N);
+        check_le(what, rel(got_db, rdb), 1e-5);
+        std::snprintf(what, sizeof what, "%s C=%d N=%d: dbias rel L2", how, C, N);
+        check_le(what, rel(got_dbias, rdbias), 1e-5);
+        std::snprintf(what, sizeof what, "%s C=%d N=%d: second run differs (bytes)", how, C, N);
+        check_le(what, (double)(std::memcmp(got_dx.data(), again.data(), NC * 4) != 0), 0.0);
+      }
+    }
+  }
+}
+
+// Bias gradients of bf16 matmul outputs (the fc and qkv biases): dbias += column sums, against a
+// double reference, through the 16-byte kernel (OC % 8 == 0, aligned) and the scalar one (an
+// odd width, and a row pointer 2 bytes off 16), with more rows than row blocks and fewer.
+void bias_grad_tests() {
+  using lcx::cuda::bf16;
+  std::printf("== bias gradients (bf16 columns sums)\n");
+  uint64_t r = 4242;
+  auto uni = [&](double lo, double hi) {
+    r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+    return lo + (hi - lo) * ((r >> 11) * 0x1.0p-53);
+  };
+  lcx::cuda::DeviceAllocator alloc(true, 0);
+  struct Case { int N, OC, offset; };
+  for (const Case k : {Case{700, 8192, 0}, Case{37, 6144, 0}, Case{700, 100, 0}, Case{300, 2048, 1}}) {
+    const size_t n = (size_t)k.N * k.OC + k.offset;
+    std::vector<bf16> d(n);
+    for (auto& v : d) v = __float2bfloat16_rn((float)uni(-2, 2));
+    std::vector<float> db0(k.OC);
+    for (auto& v : db0) v = (float)uni(-1, 1);
+    std::vector<double> want(db0.begin(), db0.end());
+    for (int i = 0; i < k.N; i++)
+      for (int c = 0; c < k.OC; c++) want[c] += __bfloat162float(d[k.offset + (size_t)i * k.OC + c]);
+    bf16* dd = (bf16*)alloc.alloc(n * 2, "test");
+    float* ddb = (float*)alloc.alloc(k.OC * 4, "test");
+    float* scratch = (float*)alloc.alloc(lcx::cuda::bias_grad_scratch(k.OC) * 4, "test");
+    CHECK(cudaMemcpy(dd, d.data(), n * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+    CHECK(cudaMemcpy(ddb, db0.data(), k.OC * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+    lcx::cuda::bias_backward<bf16>(ddb, scratch, dd + k.offset, k.N, k.OC, nullptr);
+    std::vector<float> got(k.OC);
+    CHECK(cudaMemcpy(got.data(), ddb, k.OC * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+    double num = 0, den = 0;
+    for (int c = 0; c < k.OC; c++) {
+      num += (got[c] - want[c]) * (got[c] - want[c]);
+      den += want[c] * want[c];
+    }
+    char what[96];
+    std::snprintf(what, sizeof what, "bias gradient N=%d OC=%d offset %d: rel L2", k.N, k.OC, k.offset);
+    check_le(what, std::sqrt(num / den), 1e-5);
+    for (void* p : {(void*)dd, (void*)ddb, (void*)scratch}) alloc.free(p);
+  }
+}
+
 void allocator_tests() {
   std::printf("== device allocator\n");
   for (int mode = 1; mode >= 0; mode--) {
@@ -786,6 +954,8 @@ int main() {
     }
 #ifdef LCX_CUDA
     gelu_epilogue_tests();
+    ln_backward_tests();
+    bias_grad_tests();
     xl_sparse_case();
     allocator_tests();
 #endif

@@ -511,13 +511,17 @@ class CudaBackend : public Backend {
       layernorm_forward<float>(out, mean, rstd, x, (const float*)add_bias, (const float*)w,
                                (const float*)b, N, cfg_.n_embd, cfg_.layer_norm_eps, stream_);
   }
-  void ln_bwd(float* dx, float* dw, float* db, const bf16* dout, const float* x, const float* mean,
-              const float* rstd, const void* w, int N) {
+  // dx += the LayerNorm's input gradient; dx16 = dx in bf16 (the next product's operand, may be
+  // dout itself) and dbias += column sums of dx (the bias gradient of the projection that wrote
+  // this residual), both optional, in the same pass.
+  void ln_bwd(float* dx, float* dw, float* db, bf16* dx16, float* dbias, const bf16* dout,
+              const float* x, const float* mean, const float* rstd, const void* w, int N) {
+    float* scratch = acts_.scratch.as<float>();
     if (bf16_master_)
-      layernorm_backward<bf16>(dx, dw, db, acts_.scratch.as<float>(), dout, x, mean, rstd,
+      layernorm_backward<bf16>(dx, dw, db, dx16, dbias, scratch, dout, x, mean, rstd,
                                (const bf16*)w, N, cfg_.n_embd, stream_);
     else
-      layernorm_backward<float>(dx, dw, db, acts_.scratch.as<float>(), dout, x, mean, rstd,
+      layernorm_backward<float>(dx, dw, db, dx16, dbias, scratch, dout, x, mean, rstd,
                                 (const float*)w, N, cfg_.n_embd, stream_);
   }
 
@@ -1006,7 +1010,9 @@ class CudaBackend : public Backend {
     float* scratch = acts_.scratch.as<float>();
     LCX_CUDA_CHECK(cudaMemsetAsync(dres, 0, (size_t)N * C * 4, stream_));
     const float* st = acts_.lnf_stats.as<float>();
-    ln_bwd(dres, G(LNFW), G(LNFB), dC, final_res_, st, st + acts_.N, P(LNFW), N);
+    // Each LayerNorm backward also leaves dres in bf16 in dC and sums the bias gradient of the
+    // projection below it (none below layer 0's ln1: the embeddings read dres).
+    ln_bwd(dres, G(LNFW), G(LNFB), dC, G(FCPROJB, L - 1), dC, final_res_, st, st + acts_.N, P(LNFW), N);
     for (int l = L - 1; l >= 0; l--) {
       LayerActs la = layer_acts(l, N, true);
       const LayerW16 w = layer_w16(l);
@@ -1027,9 +1033,8 @@ class CudaBackend : public Backend {
           });
         }
       }
-      // dres = d loss / d res_out.  MLP output projection (+ its bias, added on the residual).
-      f32_to_bf16(dC, dres, (size_t)N * C, stream_);
-      bias_backward<float>(G(FCPROJB, l), scratch, dres, N, C, stream_);
+      // dres = d loss / d res_out, dC = it in bf16.  MLP output projection (its bias gradient
+      // was summed with dres).
       // The GELU output: the recompute left it in dF; stored activations keep only fch.
       if (!recomputed) gelu_forward(dF, la.fch, (size_t)N * F, stream_);
       matrix_dw(FCPROJW, l, dC, dF, N, F, C);
@@ -1038,10 +1043,9 @@ class CudaBackend : public Backend {
       // Input gradient first: the weight may sit in the slot matrix_dw overwrites (w16g_on_).
       mm_->linear_dinp(dC, dF, w.fcw, N, C, F, stream_);
       matrix_dw(FCW, l, dF, la.ln2, N, C, F);
-      ln_bwd(dres, G(LN2W, l), G(LN2B, l), dC, la.res_mid, la.ln2_mean, la.ln2_rstd, P(LN2W, l), N);
-      // dres = d loss / d res_mid.  Attention output projection.
-      f32_to_bf16(dC, dres, (size_t)N * C, stream_);
-      bias_backward<float>(G(ATTPROJB, l), scratch, dres, N, C, stream_);
+      ln_bwd(dres, G(LN2W, l), G(LN2B, l), dC, G(ATTPROJB, l), dC, la.res_mid, la.ln2_mean,
+             la.ln2_rstd, P(LN2W, l), N);
+      // dres = d loss / d res_mid, dC = it in bf16.  Attention output projection.
       bf16* datt = dF;  // free again; (N, C) fits in (N, max(F, C))
       mm_->linear_dinp(datt, dC, w.attprojw, N, C, C, stream_);
       matrix_dw(ATTPROJW, l, dC, la.att, N, C, C);
@@ -1056,7 +1060,8 @@ class CudaBackend : public Backend {
       mm_->linear_dinp(dC, dqkv, w.qkvw, N, C, 3 * C, stream_);
       matrix_dw(QKVW, l, dqkv, la.ln1, N, C, 3 * C);
       if (w16g_on_) w16g_layers_ = std::min(w16g_layers_, l);  // layer l's slots hold gradients now
-      ln_bwd(dres, G(LN1W, l), G(LN1B, l), dC, la.res_in, la.ln1_mean, la.ln1_rstd, P(LN1W, l), N);
+      ln_bwd(dres, G(LN1W, l), G(LN1B, l), l > 0 ? dC : nullptr, l > 0 ? G(FCPROJB, l - 1) : nullptr,
+             dC, la.res_in, la.ln1_mean, la.ln1_rstd, P(LN1W, l), N);
     }
     // dres = d loss / d (wte[token] + wpe[pos])
     embedding_backward(G(WTE), dres, d_te_uniq_.as<int32_t>(), d_te_start_.as<int32_t>(),

@@ -28,11 +28,13 @@ template <class P>
 void layernorm_forward(bf16* out, float* mean, float* rstd, float* x, const P* add_bias,
                        const P* w, const P* b, int N, int C, float eps, cudaStream_t s);
 // dx (N,C) fp32 += LN backward of dout (bf16); dw, db (C) fp32 += weight/bias gradients.
-// scratch holds layernorm_backward_scratch(C) floats.
+// Optional (nullptr = skip): dx16 (N,C) = the updated dx in bf16 (may alias dout), dbias (C) +=
+// column sums of the updated dx. scratch holds layernorm_backward_scratch(C) floats.
+// LCX_CUDA_LN_FUSED=0 at start runs the unfused kernels (same sums, other order).
 template <class P>
-void layernorm_backward(float* dx, float* dw, float* db, float* scratch, const bf16* dout,
-                        const float* x, const float* mean, const float* rstd, const P* w, int N,
-                        int C, cudaStream_t s);
+void layernorm_backward(float* dx, float* dw, float* db, bf16* dx16, float* dbias, float* scratch,
+                        const bf16* dout, const float* x, const float* mean, const float* rstd,
+                        const P* w, int N, int C, cudaStream_t s);
 size_t layernorm_backward_scratch(int C);
 
 // ---- gelu.cu (tanh approximation, GPT-2's gelu_new)
