@@ -102,6 +102,16 @@ describe.skipIf(!python)('gpu_report.py', () => {
     expect(text).toMatch(/15 of 18 judged targets pass; 0 without a mark/)
   })
 
+  it('reads run 12 as measured: 16 of 18, 8192 past 2x at batch 2, 2048 at batch 8 inside the anchor memory', () => {
+    const { text } = report('run12')
+    expect(row(text, 'training tokens/s at 2048')).toMatch(/49,199 \(batch 8, 23\.52 GiB <= anchor's 25\.3\).*\| 2\.17x \| PASS/)
+    expect(row(text, 'training tokens/s at 8192')).toMatch(/39,644 \(batch 2, 23\.71 GiB <= anchor's 25\.5\).*18,677: measured in this call.*\| 2\.12x \| PASS/)
+    expect(row(text, 'MFU at 8192')).toMatch(/41\.2% \(batch 2\).*FAIL/)
+    expect(row(text, "sparse layer's attention")).toMatch(/39\.28% \| FAIL/)
+    expect(row(text, 'decode after an 8000-token prompt')).toMatch(/461\.9 tokens\/s \| llama\.cpp 412\.0 \| 1\.12x \| PASS/)
+    expect(text).toMatch(/16 of 18 judged targets pass; 0 without a mark/)
+  })
+
   it('takes batch 2 at 8192 for the throughput and MFU rows only when it fits the anchor\'s 8192 memory', () => {
     // run 10 with a batch-2 row at 8192: 37,500 tokens/s (MFU 39.0%) in 23.9 GiB, then the same
     // row at 26.0 GiB, over the 25.54 GiB the anchor reserved there.
