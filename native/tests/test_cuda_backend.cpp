@@ -640,6 +640,15 @@ void xl_sparse_case() {
 // round(x + bias) bit for bit; GELU and its gradient within bf16 rounding (relative 2^-7) plus
 // 2e-3, a bound an erf GELU breaks in the negative tail (-0.0036 vs -0.0040 at x = -3) and a
 // missing bias or a wrong aux buffer break everywhere.
+// Uniform doubles in [lo, hi) from a 64-bit LCG: the kernel tests' reproducible inputs.
+struct Uniform {
+  uint64_t r;
+  double operator()(double lo, double hi) {
+    r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+    return lo + (hi - lo) * ((r >> 11) * 0x1.0p-53);
+  }
+};
+
 void gelu_epilogue_tests() {
   using lcx::cuda::bf16;
   std::printf("== MLP GELU: epilogues and kernels\n");
@@ -653,11 +662,7 @@ void gelu_epilogue_tests() {
     return 0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x);
   };
   std::vector<bf16> x(NC), w(NC), bias(C), dout(NC);
-  uint64_t r = 12345;
-  auto uni = [&](double lo, double hi) {
-    r = r * 6364136223846793005ULL + 1442695040888963407ULL;
-    return lo + (hi - lo) * ((r >> 11) * 0x1.0p-53);
-  };
+  Uniform uni{12345};
   for (size_t i = 0; i < NC; i++) {
     x[i] = to_bf16((float)uni(-5, 5));
     dout[i] = to_bf16((float)uni(-2, 2));
@@ -720,11 +725,7 @@ void gelu_epilogue_tests() {
 void ln_backward_tests() {
   using lcx::cuda::bf16;
   std::printf("== LayerNorm backward: fused and unfused\n");
-  uint64_t r = 777;
-  auto uni = [&](double lo, double hi) {
-    r = r * 6364136223846793005ULL + 1442695040888963407ULL;
-    return lo + (hi - lo) * ((r >> 11) * 0x1.0p-53);
-  };
+  Uniform uni{777};
   lcx::cuda::DeviceAllocator alloc(true, 0);
   for (int C : {2048, 1600, 64}) {
     for (int N : {700, 37}) {
@@ -837,12 +838,8 @@ void ln_backward_tests() {
 // odd width, and a row pointer 2 bytes off 16), with more rows than row blocks and fewer.
 void bias_grad_tests() {
   using lcx::cuda::bf16;
-  std::printf("== bias gradients (bf16 columns sums)\n");
-  uint64_t r = 4242;
-  auto uni = [&](double lo, double hi) {
-    r = r * 6364136223846793005ULL + 1442695040888963407ULL;
-    return lo + (hi - lo) * ((r >> 11) * 0x1.0p-53);
-  };
+  std::printf("== bias gradients (bf16 column sums)\n");
+  Uniform uni{4242};
   lcx::cuda::DeviceAllocator alloc(true, 0);
   struct Case { int N, OC, offset; };
   for (const Case k : {Case{700, 8192, 0}, Case{37, 6144, 0}, Case{700, 100, 0}, Case{300, 2048, 1}}) {
