@@ -24,7 +24,9 @@
 //   LayerNorm backward, fused and unfused, against a double reference: dx, dw, db and the bias
 //     sum of dx rel L2 <= 1e-5 (fp32 sums), the bf16 copy of dx exactly its rounding, a second
 //     run bit-identical (ln_backward_tests); bf16 bias gradients, 16-byte and scalar kernels,
-//     rel L2 <= 1e-5 (bias_grad_tests)
+//     rel L2 <= 1e-5 (bias_grad_tests); the classifier tail at V = 50257 / 50264, float4 and
+//     scalar kernels: NLL within 1e-4 and the gradient within bf16 rounding of a double
+//     reference; the gradient norm's sums of squares within 1e-12 rel (classifier_and_norm_tests)
 //   MLP GELU in cuBLASLt epilogues and in kernels: pre-activation exact, GELU and its gradient
 //     within 2^-7 relative + 2e-3 of GPT-2's tanh form (gelu_epilogue_tests)
 //   generation in 7-token prefill passes vs full forward: logits rel L2 <= 2e-2
@@ -871,6 +873,92 @@ void bias_grad_tests() {
   }
 }
 
+// The classifier tail (softmax, NLL, gradient) at GPT-2's vocabulary and one less (the scalar
+// tail after the float4 columns), rows padded to 8 as the backend pads them, and from a logits
+// pointer 4 bytes off 16 (the scalar kernel); a row without a target gets NLL 0 and a zero
+// gradient. Then the gradient norm's sums of squares, fp32 and bf16, aligned and not.
+void classifier_and_norm_tests() {
+  using lcx::cuda::bf16;
+  std::printf("== classifier tail and gradient norm\n");
+  Uniform uni{31337};
+  lcx::cuda::DeviceAllocator alloc(true, 0);
+  for (int V : {50257, 50264}) {
+    for (int shift : {0, 1}) {
+      const int R = 6, ld = (V + 7) / 8 * 8;
+      std::vector<float> lg((size_t)R * ld + shift, 0.f);
+      std::vector<int32_t> tg(R);
+      for (int r = 0; r < R; r++) {
+        for (int i = 0; i < V; i++) lg[shift + (size_t)r * ld + i] = (float)uni(-8, 8) + (r == 2 ? 40.f : 0.f);
+        tg[r] = r == 4 ? -1 : (int)uni(0, V);
+      }
+      const float dscale = 0.25f;
+      float* d_lg = (float*)alloc.alloc(lg.size() * 4, "test");
+      bf16* d_dl = (bf16*)alloc.alloc((size_t)R * ld * 2, "test");
+      float* d_nll = (float*)alloc.alloc(R * 4, "test");
+      int32_t* d_tg = (int32_t*)alloc.alloc(R * 4, "test");
+      CHECK(cudaMemcpy(d_lg, lg.data(), lg.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+      CHECK(cudaMemcpy(d_tg, tg.data(), R * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+      lcx::cuda::classifier_forward_backward(d_lg + shift, d_dl, d_nll, d_tg, dscale, R, V, ld, nullptr);
+      std::vector<float> nll(R);
+      std::vector<bf16> dl((size_t)R * ld);
+      CHECK(cudaMemcpy(nll.data(), d_nll, R * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+      CHECK(cudaMemcpy(dl.data(), d_dl, dl.size() * 2, cudaMemcpyDeviceToHost) == cudaSuccess);
+      double worst_nll = 0, worst_d = 0;
+      for (int r = 0; r < R; r++) {
+        const float* x = lg.data() + shift + (size_t)r * ld;
+        double mx = -1e300, sum = 0;
+        for (int i = 0; i < V; i++) mx = std::fmax(mx, x[i]);
+        for (int i = 0; i < V; i++) sum += std::exp(x[i] - mx);
+        const double lse = mx + std::log(sum);
+        worst_nll = std::fmax(worst_nll, std::fabs(nll[r] - (tg[r] >= 0 ? lse - x[tg[r]] : 0.0)));
+        for (int i = 0; i < V; i++) {
+          const double want = tg[r] >= 0 ? (std::exp(x[i] - lse) - (i == tg[r])) * dscale : 0.0;
+          const double got = __bfloat162float(dl[(size_t)r * ld + i]);
+          worst_d = std::fmax(worst_d, std::fabs(got - want) - std::fabs(want) * 0x1.0p-8 - 1e-9);
+        }
+      }
+      char what[96];
+      std::snprintf(what, sizeof what, "classifier V=%d shift %d: NLL max abs error", V, shift);
+      check_le(what, worst_nll, 1e-4);
+      std::snprintf(what, sizeof what, "classifier V=%d shift %d: gradient beyond bf16 rounding", V, shift);
+      check_le(what, std::fmax(worst_d, 0.0), 0.0);
+      for (void* p : {(void*)d_lg, (void*)d_dl, (void*)d_nll, (void*)d_tg}) alloc.free(p);
+    }
+  }
+  const int nb = lcx::cuda::grad_norm_blocks();
+  double* part = (double*)alloc.alloc((size_t)nb * 8, "test");
+  std::vector<double> ph(nb);
+  for (int bf : {0, 1}) {
+    for (size_t shift : {(size_t)0, (size_t)1}) {
+      const size_t n = 3000001;
+      std::vector<float> f(n + shift);
+      std::vector<bf16> h(n + shift);
+      double want = 0;
+      for (size_t i = 0; i < n + shift; i++) {
+        f[i] = (float)uni(-1, 1);
+        h[i] = __float2bfloat16_rn(f[i]);
+        const double v = bf ? (double)__bfloat162float(h[i]) : (double)f[i];
+        if (i >= shift) want += v * v;
+      }
+      void* d = alloc.alloc((n + shift) * 4, "test");
+      CHECK(cudaMemcpy(d, bf ? (const void*)h.data() : (const void*)f.data(), (n + shift) * (bf ? 2 : 4),
+                       cudaMemcpyHostToDevice) == cudaSuccess);
+      if (bf)
+        lcx::cuda::grad_sumsq(part, (const bf16*)d + shift, n, nullptr);
+      else
+        lcx::cuda::grad_sumsq(part, (const float*)d + shift, n, nullptr);
+      CHECK(cudaMemcpy(ph.data(), part, (size_t)nb * 8, cudaMemcpyDeviceToHost) == cudaSuccess);
+      double got = 0;
+      for (double v : ph) got += v;
+      char what[96];
+      std::snprintf(what, sizeof what, "sum of squares, %s, shift %zu: rel error", bf ? "bf16" : "fp32", shift);
+      check_le(what, std::fabs(got - want) / want, 1e-12);
+      alloc.free(d);
+    }
+  }
+  alloc.free(part);
+}
+
 void allocator_tests() {
   std::printf("== device allocator\n");
   for (int mode = 1; mode >= 0; mode--) {
@@ -953,6 +1041,7 @@ int main() {
     gelu_epilogue_tests();
     ln_backward_tests();
     bias_grad_tests();
+    classifier_and_norm_tests();
     xl_sparse_case();
     allocator_tests();
 #endif

@@ -16,11 +16,33 @@ namespace {
 
 constexpr int kNormBlocks = 1024;  // fixed partition: the norm is the same bits every run
 
+// 16-byte loads where the buffer is aligned (the run-12 profile had the scalar loop at 1.3 TB/s
+// over the 2.4 GB of bf16 gradients), then the tail; each thread's share is fixed by the grid.
+__device__ __forceinline__ double sumsq16(uint4 raw, const float*) {
+  const float4 f = *reinterpret_cast<const float4*>(&raw);
+  return ((double)f.x * f.x + (double)f.y * f.y) + ((double)f.z * f.z + (double)f.w * f.w);
+}
+__device__ __forceinline__ double sumsq16(uint4 raw, const bf16*) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
+  double acc = 0.0;
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    const float2 f = __bfloat1622float2(h[k]);
+    acc += (double)f.x * f.x + (double)f.y * f.y;
+  }
+  return acc;
+}
+
 template <class G>
 __global__ void sumsq_kernel(double* partial, const G* g, size_t n) {
   __shared__ double red[32];
   double acc = 0.0;
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+  constexpr size_t W = 16 / sizeof(G);
+  const size_t tid = blockIdx.x * (size_t)blockDim.x + threadIdx.x, stride = (size_t)gridDim.x * blockDim.x;
+  const size_t nv = reinterpret_cast<uintptr_t>(g) % 16 == 0 ? n / W : 0;
+  const uint4* g16 = reinterpret_cast<const uint4*>(g);
+  for (size_t i = tid; i < nv; i += stride) acc += sumsq16(g16[i], g);
+  for (size_t i = nv * W + tid; i < n; i += stride) {
     const double v = to_f(g[i]);
     acc += v * v;
   }
