@@ -470,6 +470,14 @@ KParams make_params(const AttnArgs& a, const AttnPattern& pat, const AttnPlan& p
   return p;
 }
 
+// The grid of a tile kernel: heads, batch rows, then tiles (cta_here says why).
+dim3 attn_grid(const KParams& p, int ntiles) {
+  if (ntiles > 65535 || p.a.B > 65535)
+    fail(LCX_ERR_UNSUPPORTED, "CUDA attention: %d tiles of 64 tokens or %d batch rows exceed the grid's 65535",
+         ntiles, p.a.B);
+  return dim3(p.a.NH, p.a.B, ntiles);
+}
+
 void set_fwd_lists(KParams& p, const AttnPlan& plan) {
   p.off = plan.d[kFwdOff];
   p.blk = reinterpret_cast<const int4*>(plan.d[kFwdBlk]);
@@ -481,7 +489,7 @@ template <int D>
 void fwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
   KParams p = p0;
   set_fwd_lists(p, plan);
-  const dim3 grid(plan.nqt, p.a.NH, p.a.B);
+  const dim3 grid = attn_grid(p, plan.nqt);
   // At D = 128 on sm_90 one stage: its instance is held to 168 registers (fwd_min_ctas), so
   // three CTAs fit per SM instead of two, and 12 warps hide more latency than the next tile's
   // prefetch did (run 9: 1.432 -> 1.241 ms at T = 8192; ncu had shown 2 CTAs of 4 warps per
@@ -509,7 +517,7 @@ void bwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
   }
   KParams p = p0;
   set_fwd_lists(p, plan);
-  const dim3 gq(plan.nqt, a.NH, a.B);
+  const dim3 gq = attn_grid(p, plan.nqt);
   const bool wg = wgmma_here(D);
   if (wg && dq_wgmma(p, D, gq, s)) {
   } else if ((int)dq_smem(D, 2) <= max_smem_optin())
@@ -521,7 +529,7 @@ void bwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
   p.flags = plan.d[kBwdFlags];
   p.gblk = reinterpret_cast<const int4*>(plan.d[kGrpBlk]);
   p.ntiles = plan.ngroups;
-  const dim3 gk(plan.ngroups, a.NH, a.B);
+  const dim3 gk = attn_grid(p, plan.ngroups);
   if (wg && dkv_wgmma(p, D, gk, s)) {
   } else if ((int)dkv_smem(D, 2) <= max_smem_optin())
     launch(attn_dkv_kernel<D, 2>, gk, dkv_smem(D, 2), p, s);

@@ -210,7 +210,12 @@ __device__ __forceinline__ int stage_kv(bf16* sK, bf16* sV, const bf16* kg, cons
 // Where a CTA stands: its tile (a query tile for fwd / dq, a key group for dkv), head and batch
 // row, its lane roles, and its entries [e0, e1) of the plan. The grid runs the tiles last first:
 // late query tiles see the most keys and the groups are sorted shortest first, so the last wave
-// is short.
+// is short. The grid is (NH, B, tiles): blocks start in order of their linear index (x
+// fastest), so the k-th heaviest tiles of every head and batch row start together, a
+// longest-first order over the whole grid. With the tile index in x (runs 1-12), head 15's
+// heaviest tiles started only after heads 0..14 had all been dispatched and ran on into a tail.
+// Every index is read from a special register, so none holds a register (dkv<128> has none to
+// spare).
 struct Cta {
   int tile, h, b, tid, warp, lane, g, t4, hl, e0, e1;
   int li;              // the tile's list index in the plan
@@ -218,9 +223,9 @@ struct Cta {
 };
 __device__ __forceinline__ Cta cta_here(const KParams& p) {
   Cta c;
-  c.tile = gridDim.x - 1 - blockIdx.x;
-  c.h = blockIdx.y;
-  c.b = blockIdx.z;
+  c.tile = gridDim.z - 1 - blockIdx.z;
+  c.h = blockIdx.x;
+  c.b = blockIdx.y;
   c.tid = threadIdx.x;
   c.warp = c.tid >> 5;
   c.lane = c.tid & 31;
