@@ -112,6 +112,16 @@ describe.skipIf(!python)('gpu_report.py', () => {
     expect(text).toMatch(/16 of 18 judged targets pass; 0 without a mark/)
   })
 
+  it('reads run 13 as measured: 16 of 18, attention forward and backward faster with the heads-first grid', () => {
+    const { text } = report('run13')
+    expect(row(text, 'training tokens/s at 8192')).toMatch(/38,787 \(batch 2, 23\.71 GiB <= anchor's 25\.5\).*\| 2\.08x \| PASS/)
+    expect(row(text, 'training tokens/s at 2048')).toMatch(/49,220 \(batch 6, 22\.02 GiB <= anchor's 25\.3\).*\| 2\.17x \| PASS/)
+    expect(row(text, 'attention fwd hd128')).toMatch(/398\.7 \(0\.690 ms\) \| PyTorch SDPA 488\.0 \| 0\.82x SDPA \| PASS/)
+    expect(row(text, 'attention bwd hd128')).toMatch(/389\.8 \(1\.763 ms\).*PyTorch SDPA 504\.6 \| 0\.77x SDPA \| PASS/)
+    expect(row(text, "sparse layer's attention")).toMatch(/0\.909 ms \| dense 2\.453 ms \| 37\.06% \| FAIL/)
+    expect(text).toMatch(/16 of 18 judged targets pass; 0 without a mark/)
+  })
+
   it('takes batch 2 at 8192 for the throughput and MFU rows only when it fits the anchor\'s 8192 memory', () => {
     // run 10 with a batch-2 row at 8192: 37,500 tokens/s (MFU 39.0%) in 23.9 GiB, then the same
     // row at 26.0 GiB, over the 25.54 GiB the anchor reserved there.
