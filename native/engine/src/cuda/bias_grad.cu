@@ -80,9 +80,11 @@ void bias_backward(float* dbias, float* scratch, const T* dout, int N, int OC, c
   if (N == 0) return;
   const int nrb = N < kRowBlocks ? N : kRowBlocks;
   const int rows_per = ceil_div(N, nrb);
-  // LCX_CUDA_BIAS_VEC=0 keeps the scalar kernel (read per call: A/B runs, tests).
-  const char* env = std::getenv("LCX_CUDA_BIAS_VEC");
-  const bool vec = !(env && env[0] == '0');
+  // LCX_CUDA_BIAS_VEC=0 (read once, for A/B runs) keeps the scalar kernel.
+  static const bool vec = [] {
+    const char* env = std::getenv("LCX_CUDA_BIAS_VEC");
+    return !(env && env[0] == '0');
+  }();
   if (vec && std::is_same<T, bf16>::value && OC % 8 == 0 && reinterpret_cast<uintptr_t>(dout) % 16 == 0)
     colsum_partial_bf16x8_kernel<<<dim3(ceil_div(OC, 256), nrb), 256, 0, s>>>(
         scratch, reinterpret_cast<const bf16*>(dout), N, OC, rows_per);
