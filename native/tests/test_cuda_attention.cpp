@@ -48,6 +48,8 @@ struct Case {
   int kind, window, HS, NH, B, T;
   int seg_mode;  // 0 none, 1 packed documents (unique ids), 2 ids reused across the row
   bool timing_only;
+  // Sparse: one layout for every head (DeepSpeed's different_layout_per_head = 0).
+  bool shared_layout = false;
 };
 
 struct DevPlan {
@@ -144,11 +146,16 @@ Timing run(const Case& c, bool check) {
   pat.window = c.window;
   uint8_t* d_layout = nullptr;
   if (c.kind == LCX_ATTN_SPARSE) {
-    const lcx_sparse_config sc = xl_sparse();
+    lcx_sparse_config sc = xl_sparse();
+    if (c.shared_layout) {
+      sc.different_layout_per_head = 0;
+      sc.num_different_global_patterns = 1;
+    }
     std::vector<uint8_t> full = lcx::fixed_sparse_layout(sc, NH, T);
     pat.nb = (T + sc.block - 1) / sc.block;
     pat.block = sc.block;
-    pat.layout_heads = NH;
+    pat.layout_heads = c.shared_layout ? 1 : NH;
+    if (c.shared_layout) full.resize((size_t)pat.nb * pat.nb);  // every head's layout is head 0's
     layout = full;
     CK(cudaMalloc(&d_layout, layout.size()));
     CK(cudaMemcpy(d_layout, layout.data(), layout.size(), cudaMemcpyHostToDevice));
@@ -220,6 +227,13 @@ Timing run(const Case& c, bool check) {
     const double ev = rel_l2_bf(dqkv, rdv, B, T, NH, HS, 3 * C, 2 * C, &nan);
     std::printf("   O %.2e  dQ %.2e  dK %.2e  dV %.2e  %s  computed %.1f%% of causal\n", eo, eq,
                 ek, ev, nan ? "NaN/unwritten!" : "all written", 100 * tm.frac);
+    // The backward again: the same bits (no atomics, sums in a fixed order).
+    lcx::cuda::attention_backward(a, pat, dp.plan, 0);
+    std::vector<bf16> dqkv2(N * 3 * C);
+    CK(cudaMemcpy(dqkv2.data(), d_dqkv, N * 3 * C * 2, cudaMemcpyDeviceToHost));
+    const bool same = std::memcmp(dqkv.data(), dqkv2.data(), dqkv.size() * 2) == 0;
+    if (!same) std::printf("   a second backward gave different bits\n");
+    CHECK(same);
     CHECK(!nan);
     CHECK(eo <= 1e-2);
     CHECK(eq <= 3e-2);
@@ -292,6 +306,7 @@ int main() {
       {"sparse hs96 T777", S, 0, 96, 3, 1, 777, 0, false},
       {"window hs32 B3 T129 packed", W, 50, 32, 2, 3, 129, 1, false},
       {"dense hs128 T1", D, 0, 128, 2, 1, 1, 0, false},
+      {"8k sparse hs64 one layout for all heads", S, 0, 64, 3, 1, 8192, 0, false, true},
   };
   // LCX_ATTN_TIMING_ONLY=1: the timing table alone (a profiler then sees its launches first).
   const char* timing_only = std::getenv("LCX_ATTN_TIMING_ONLY");
@@ -312,7 +327,7 @@ int main() {
   std::printf("== attention timing (H100 expected; median of 10), causal FLOPs = half of dense\n");
   std::printf("%-34s %9s %9s %9s %9s %8s %8s\n", "case", "fwd ms", "fwd TF/s", "bwd ms", "bwd TF/s",
               "work%", "vs dense");
-  const std::vector<Case> timed = {
+  std::vector<Case> timed = {
       {"dense hs128 NH16 T8192", D, 0, 128, 16, 1, 8192, 0, true},
       {"sparse(XL) hs128 NH16 T8192", S, 0, 128, 16, 1, 8192, 0, true},
       {"window2048 hs128 NH16 T8192", W, 2048, 128, 16, 1, 8192, 0, true},
@@ -320,6 +335,15 @@ int main() {
       {"sparse(XL) hs64 NH32 T8192", S, 0, 64, 32, 1, 8192, 0, true},
       {"dense hs128 NH16 T2048 B4", D, 0, 128, 16, 4, 2048, 0, true},
   };
+  // LCX_ATTN_SWEEP=1: sliding windows of 64 .. 4096 keys instead (hd128, T = 8192). Their work
+  // grows with the window while the number of CTAs stays the same, so the times separate a
+  // CTA's fixed cost from its per-tile cost (NOTES.md, run 14).
+  const char* sweep = std::getenv("LCX_ATTN_SWEEP");
+  if (sweep && sweep[0] == '1') {
+    timed.resize(2);
+    for (int w : {64, 128, 256, 512, 1024, 2048, 4096})
+      timed.push_back({"window" + std::to_string(w) + " hs128 NH16 T8192", W, w, 128, 16, 1, 8192, 0, true});
+  }
   double dense_fwd = 0;
   for (const Case& c : timed) {
     const Timing t = run(c, false);

@@ -41,7 +41,10 @@ struct AttnPattern {
 //     bit 16: apply the element predicate (causal diagonal, segments, window or layout edges)
 // dkv (per group of 4 key blocks, one per warp; groups of blocks with similar query lists):
 //   groups g of (b, lh): gblk[4 * gi .. +3] key blocks, entries [boff[gi], boff[gi+1]) with
-//   bblk (4 query blocks) and bflags: bit (ks * 4 + qs), bit 16 as above.
+//   bblk (4 query blocks) and bflags: bit (ks * 4 + qs), bit 16 as above. A group's entries run
+//   from its last query tile down, so that the groups of a head, which all reach the sequence's
+//   end, read the same query tiles at about the same time (the sparse layout's long global
+//   groups then share them in L2; NOTES.md, run 14).
 enum AttnPlanArray { kFwdOff = 0, kFwdBlk, kFwdFlags, kGrpBlk, kBwdOff, kBwdBlk, kBwdFlags, kPlanArrays };
 
 struct AttnPlan {

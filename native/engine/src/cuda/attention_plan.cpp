@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstdlib>
 #include <numeric>
 
 #include "../core/error.hpp"
@@ -87,8 +88,14 @@ struct Part {
 
 constexpr int TL = kAttnTile, KB = kAttnBlock, kElem = 1 << 16;
 
+// LCX_ATTN_DKV_DESC=0: dkv lists run upwards as before run 14 (A/B runs; read at every build).
+bool dkv_descending() {
+  const char* v = std::getenv("LCX_ATTN_DKV_DESC");
+  return !(v && v[0] == '0');
+}
+
 void build_part(const AttnPattern& pat, int hl, const SegInfo& si, int Tq, int Tk, int q_offset,
-                bool backward, Part& out) {
+                bool backward, bool descending, Part& out) {
   const int nqb = (Tq + KB - 1) / KB, nkb = (Tk + KB - 1) / KB, nqt = (Tq + TL - 1) / TL;
   // State of every 16 x 16 sub-block: 0 skip, 1 element mask, 2 fully visible.
   std::vector<uint8_t> st((size_t)nqb * nkb, 0);
@@ -175,6 +182,7 @@ void build_part(const AttnPattern& pat, int hl, const SegInfo& si, int Tq, int T
                    [&](const std::array<int, 4>& a, const std::array<int, 4>& b) { return work(a) < work(b); });
   const int ngroups = (int)groups.size();
   out.bwd_count.assign(ngroups, 0);
+  std::vector<int> blks, flgs;  // one group's entries, ascending
   for (int gi = 0; gi < ngroups; gi++) {
     int kbs[4];
     const int cnt = (int)(std::find(groups[gi].begin(), groups[gi].end(), -1) - groups[gi].begin());
@@ -182,12 +190,13 @@ void build_part(const AttnPattern& pat, int hl, const SegInfo& si, int Tq, int T
     for (int i = 1; i < cnt; i++)  // ascending (insertion sort of <= 4)
       for (int j = i; j > 0 && kbs[j - 1] > kbs[j]; j--) std::swap(kbs[j - 1], kbs[j]);
     out.grp_blk.insert(out.grp_blk.end(), kbs, kbs + 4);
+    blks.clear();
+    flgs.clear();
     int slot = 0, flags = 0, blk[4] = {-1, -1, -1, -1};
     auto flush = [&]() {
       if (slot == 0) return;
-      out.bwd_blk.insert(out.bwd_blk.end(), blk, blk + 4);
-      out.bwd_flags.push_back(flags);
-      out.bwd_count[gi]++;
+      blks.insert(blks.end(), blk, blk + 4);
+      flgs.push_back(flags);
       slot = 0;
       flags = 0;
       blk[0] = blk[1] = blk[2] = blk[3] = -1;
@@ -206,11 +215,19 @@ void build_part(const AttnPattern& pat, int hl, const SegInfo& si, int Tq, int T
       if (++slot == 4) flush();
     }
     flush();
+    // Top-down (attention.hpp): the entries in reverse, each one's blocks still ascending.
+    const int n = (int)flgs.size();
+    for (int k = 0; k < n; k++) {
+      const int e = descending ? n - 1 - k : k;
+      out.bwd_blk.insert(out.bwd_blk.end(), blks.begin() + 4 * e, blks.begin() + 4 * e + 4);
+      out.bwd_flags.push_back(flgs[e]);
+    }
+    out.bwd_count[gi] = n;
   }
 }
 
 uint64_t fingerprint(const AttnPattern& pat, int B, int Tq, int Tk, int q_offset,
-                     const int32_t* seg, bool backward) {
+                     const int32_t* seg, bool backward, bool descending) {
   uint64_t h = 1469598103934665603ull;
   auto mix = [&](uint64_t v) {
     h ^= v;
@@ -219,7 +236,7 @@ uint64_t fingerprint(const AttnPattern& pat, int B, int Tq, int Tk, int q_offset
   for (uint64_t v : {(uint64_t)pat.kind, (uint64_t)pat.window, (uint64_t)(uintptr_t)pat.layout_host,
                      (uint64_t)pat.nb, (uint64_t)pat.block, (uint64_t)pat.layout_heads, (uint64_t)B,
                      (uint64_t)Tq, (uint64_t)Tk, (uint64_t)q_offset, (uint64_t)backward,
-                     (uint64_t)(seg != nullptr)})
+                     (uint64_t)(seg != nullptr), (uint64_t)descending})
     mix(v);
   if (seg)
     for (size_t i = 0; i < (size_t)B * Tk; i++) mix((uint32_t)seg[i]);
@@ -235,7 +252,8 @@ bool build_attn_plan(AttnPlan& plan, const AttnPattern& pat, int B, int Tq, int 
          q_offset + Tq, pat.nb * pat.block);
   if (pat.kind == LCX_ATTN_WINDOW && pat.window < 1)
     fail(LCX_ERR_ARG, "sliding-window attention needs window >= 1, got %d", pat.window);
-  const uint64_t key = fingerprint(pat, B, Tq, Tk, q_offset, seg_host, with_backward);
+  const bool descending = dkv_descending();
+  const uint64_t key = fingerprint(pat, B, Tq, Tk, q_offset, seg_host, with_backward, descending);
   if (key == plan.key && plan.B == B) return false;
   const int LH = pat.kind == LCX_ATTN_SPARSE ? pat.layout_heads : 1;
   plan.B = B;
@@ -252,7 +270,7 @@ bool build_attn_plan(AttnPlan& plan, const AttnPattern& pat, int B, int Tq, int 
   for (int b = 0; b < B; b++) segs[b] = seg_info(seg_host ? seg_host + (size_t)b * Tk : nullptr, Tk);
 #pragma omp parallel for schedule(dynamic)
   for (int i = 0; i < B * LH; i++)
-    build_part(pat, i % LH, segs[i / LH], Tq, Tk, q_offset, with_backward, parts[i]);
+    build_part(pat, i % LH, segs[i / LH], Tq, Tk, q_offset, with_backward, descending, parts[i]);
   for (auto& v : plan.h) v.clear();
   plan.visited_tiles = plan.visited_pairs = 0;
   auto& fo = plan.h[kFwdOff];
