@@ -122,6 +122,16 @@ describe.skipIf(!python)('gpu_report.py', () => {
     expect(text).toMatch(/16 of 18 judged targets pass; 0 without a mark/)
   })
 
+  it('reads run 14 as measured: 16 of 18, the sparse layer at 35.4% with top-down dkv lists', () => {
+    const { text } = report('run14')
+    expect(row(text, "sparse layer's attention")).toMatch(/0\.876 ms \| dense 2\.472 ms \| 35\.44% \| FAIL/)
+    expect(row(text, 'training tokens/s at 8192')).toMatch(/39,260 \(batch 2, 23\.71 GiB <= anchor's 25\.5\).*18,760: measured in this call.*\| 2\.09x \| PASS/)
+    expect(row(text, 'training tokens/s at 2048')).toMatch(/49,698 \(batch 8, 23\.52 GiB <= anchor's 25\.3\).*\| 2\.19x \| PASS/)
+    expect(row(text, 'MFU at 8192')).toMatch(/40\.8% \(batch 2\).*FAIL/)
+    expect(row(text, 'prefill 8000 >= 2x')).toMatch(/157,431.*torch 73,019 \| 2\.16x \| PASS/)
+    expect(text).toMatch(/16 of 18 judged targets pass; 0 without a mark/)
+  })
+
   it('takes batch 2 at 8192 for the throughput and MFU rows only when it fits the anchor\'s 8192 memory', () => {
     // run 10 with a batch-2 row at 8192: 37,500 tokens/s (MFU 39.0%) in 23.9 GiB, then the same
     // row at 26.0 GiB, over the 25.54 GiB the anchor reserved there.
