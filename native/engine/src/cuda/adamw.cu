@@ -23,13 +23,11 @@ __device__ __forceinline__ double sumsq16(uint4 raw, const float*) {
   return ((double)f.x * f.x + (double)f.y * f.y) + ((double)f.z * f.z + (double)f.w * f.w);
 }
 __device__ __forceinline__ double sumsq16(uint4 raw, const bf16*) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
+  float f[8];
+  unpack8(raw, f);
   double acc = 0.0;
 #pragma unroll
-  for (int k = 0; k < 4; k++) {
-    const float2 f = __bfloat1622float2(h[k]);
-    acc += (double)f.x * f.x + (double)f.y * f.y;
-  }
+  for (int k = 0; k < 4; k++) acc += (double)f[2 * k] * f[2 * k] + (double)f[2 * k + 1] * f[2 * k + 1];
   return acc;
 }
 

@@ -238,6 +238,22 @@ __device__ __forceinline__ void zero_frags(uint32_t (&fa)[4][4]) {
   for (int kk = 0; kk < 4; kk++) fa[kk][0] = fa[kk][1] = fa[kk][2] = fa[kk][3] = 0u;
 }
 
+// One step of the fwd / dq loop over key tiles: entry e's K and V tiles staged (stage_kv), and
+// this warp's pair bits (its 16 queries x the 4 key blocks) and element flag of the entry.
+template <int D>
+struct KvStep {
+  const bf16 *k, *v;
+  int wb;
+  bool elem;
+};
+template <int D, int STAGES>
+__device__ __forceinline__ KvStep<D> kv_step(bf16* sK, bf16* sV, const bf16* kg, const bf16* vg,
+                                             const KParams& p, int e, int e0, int e1, int tid, int warp) {
+  const int fl = p.flags[e];
+  const int buf = stage_kv<D, STAGES, true>(sK, sV, kg, vg, p, e, e0, e1, p.blk[e], tid);
+  return {sK + buf * TL * D, sV + buf * TL * D, (fl >> (warp * 4)) & 0xF, (fl & kElem) != 0};
+}
+
 // CTAs per SM the registers are held to: one stage (48 KB of tiles at D = 128) leaves room for
 // 4 CTAs by shared memory, two stages (80 KB) for 2.
 constexpr int wg_min_ctas(int D, int STAGES, bool QREG) {
@@ -281,11 +297,10 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
   const float sl2 = p.scale_log2;
 
   for (int e = e0; e < e1; e++) {
-    const int4 kb4 = p.blk[e];
-    const int fl = p.flags[e];
-    const int buf = stage_kv<D, STAGES, true>(sK, sV, kg, vg, p, e, e0, e1, kb4, tid);
-    const bf16* cK = sK + buf * TS;
-    const bf16* cV = sV + buf * TS;
+    const KvStep<D> st = kv_step<D, STAGES>(sK, sV, kg, vg, p, e, e0, e1, tid, warp);
+    const bf16 *cK = st.k, *cV = st.v;
+    const int wb = st.wb;
+    const bool elem = st.elem;
 
     wg_fence();
     issue_scores<D, QREG>(s, qf, sQ, cK);
@@ -293,8 +308,6 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
     wg_wait<0>();
     pin(s);
 
-    const int wb = (fl >> (warp * 4)) & 0xF;  // this warp's 16 queries x the 4 key blocks
-    const bool elem = fl & kElem;
     if (wb != 0xF || elem) fwd_mask(s, p, hl, e, wb, elem, q0 + warp * 16, g, t4, seg);
     fwd_online_softmax(s, o, m, l, sl2);
 
@@ -408,15 +421,12 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_dq_wgmma_kernel(const KParam
     }
   } else {
     for (int e = e0; e < e1; e++) {
-      const int4 kb4 = p.blk[e];
-      const int fl = p.flags[e];
-      const int buf = stage_kv<D, STAGES, true>(sK, sV, kg, vg, p, e, e0, e1, kb4, tid);
-      const bf16* cK = sK + buf * TS;
-      const bf16* cV = sV + buf * TS;
+      const KvStep<D> st = kv_step<D, STAGES>(sK, sV, kg, vg, p, e, e0, e1, tid, warp);
+      const bf16 *cK = st.k, *cV = st.v;
+      const int wb = st.wb;
+      const bool elem = st.elem;
       wg_fence();
       issue_s_dp<D, OVERLAP>(s, dp, sQ, cK, sdO, cV);
-      const int wb = (fl >> (warp * 4)) & 0xF;
-      const bool elem = fl & kElem;
       const bool full = wb == 0xF && !elem;
       if constexpr (OVERLAP == 1) {
         if (full)

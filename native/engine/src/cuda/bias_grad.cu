@@ -49,14 +49,10 @@ __global__ void __launch_bounds__(256)
     const size_t stride = OC / 8;
 #pragma unroll 4
     for (int r = r0 + ry; r < r1; r += 8) {
-      const uint4 raw = p[(size_t)r * stride];
-      const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
+      float f[8];
+      unpack8(p[(size_t)r * stride], f);
 #pragma unroll
-      for (int k = 0; k < 4; k++) {
-        const float2 f = __bfloat1622float2(h[k]);
-        s[2 * k] += f.x;
-        s[2 * k + 1] += f.y;
-      }
+      for (int k = 0; k < 8; k++) s[k] += f[k];
     }
   }
 #pragma unroll

@@ -51,12 +51,8 @@ __global__ void __launch_bounds__(512)
   auto grad = [&](float x, int i) { return t >= 0 ? (__expf(x - mx) * inv - (i == t ? 1.f : 0.f)) * dscale : 0.f; };
   for (int i = threadIdx.x; i < v4; i += blockDim.x) {
     const float4 x = l4[i];
-    const __nv_bfloat162 lo = __floats2bfloat162_rn(grad(x.x, 4 * i), grad(x.y, 4 * i + 1));
-    const __nv_bfloat162 hi = __floats2bfloat162_rn(grad(x.z, 4 * i + 2), grad(x.w, 4 * i + 3));
-    uint2 raw;
-    raw.x = *reinterpret_cast<const uint32_t*>(&lo);
-    raw.y = *reinterpret_cast<const uint32_t*>(&hi);
-    reinterpret_cast<uint2*>(dr)[i] = raw;
+    store_bf16x4(dr, i, make_float4(grad(x.x, 4 * i), grad(x.y, 4 * i + 1), grad(x.z, 4 * i + 2),
+                                    grad(x.w, 4 * i + 3)));
   }
   for (int i = 4 * v4 + threadIdx.x; i < V; i += blockDim.x) dr[i] = __float2bfloat16_rn(grad(lr[i], i));
 }

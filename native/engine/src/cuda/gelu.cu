@@ -17,22 +17,6 @@ __device__ __forceinline__ float gelu_grad(float x) {
 // 8 elements per thread per step through 16-byte loads and stores (n % 8 == 0, 16-byte aligned):
 // the scalar kernels below ran at about half the memory bandwidth (run 7: 182 us per call on
 // 8192 x 8192, 72 calls in an 8192 training step).
-__device__ __forceinline__ void unpack8(const uint4& r, float (&f)[8]) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&r);
-#pragma unroll
-  for (int i = 0; i < 4; i++) {
-    const float2 t = __bfloat1622float2(h[i]);
-    f[2 * i] = t.x;
-    f[2 * i + 1] = t.y;
-  }
-}
-__device__ __forceinline__ uint4 pack8(const float (&f)[8]) {
-  uint4 r;
-  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&r);
-#pragma unroll
-  for (int i = 0; i < 4; i++) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
-  return r;
-}
 __global__ void gelu_fwd_vec_kernel(uint4* out, const uint4* in, size_t n8) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n8; i += (size_t)gridDim.x * blockDim.x) {
     float f[8];

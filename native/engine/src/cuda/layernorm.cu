@@ -63,20 +63,7 @@ __device__ __forceinline__ float4 load4<float>(const float* p, int i4) {
   return reinterpret_cast<const float4*>(p)[i4];
 }
 template <>
-__device__ __forceinline__ float4 load4<bf16>(const bf16* p, int i4) {
-  const uint2 raw = reinterpret_cast<const uint2*>(p)[i4];
-  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
-  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
-  return make_float4(lo.x, lo.y, hi.x, hi.y);
-}
-__device__ __forceinline__ float4 load_bf16x4(const bf16* p, int i4) { return load4<bf16>(p, i4); }
-__device__ __forceinline__ void store_bf16x4(bf16* p, int i4, float4 v) {
-  __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
-  uint2 raw;
-  raw.x = *reinterpret_cast<uint32_t*>(&lo);
-  raw.y = *reinterpret_cast<uint32_t*>(&hi);
-  reinterpret_cast<uint2*>(p)[i4] = raw;
-}
+__device__ __forceinline__ float4 load4<bf16>(const bf16* p, int i4) { return load_bf16x4(p, i4); }
 __device__ __forceinline__ float sum4(float4 v) { return (v.x + v.y) + (v.z + v.w); }
 
 template <class P, int V4>
