@@ -50,6 +50,9 @@ struct Case {
   bool timing_only;
   // Sparse: one layout for every head (DeepSpeed's different_layout_per_head = 0).
   bool shared_layout = false;
+  // Sparse: the layout's block (0 = the XL config's 16). The kernels read the layout per element
+  // only when the block is not a multiple of their 16-token sub-blocks.
+  int sparse_block = 0;
 };
 
 struct DevPlan {
@@ -147,6 +150,7 @@ Timing run(const Case& c, bool check) {
   uint8_t* d_layout = nullptr;
   if (c.kind == LCX_ATTN_SPARSE) {
     lcx_sparse_config sc = xl_sparse();
+    if (c.sparse_block) sc.block = c.sparse_block;
     if (c.shared_layout) {
       sc.different_layout_per_head = 0;
       sc.num_different_global_patterns = 1;
@@ -307,6 +311,9 @@ int main() {
       {"window hs32 B3 T129 packed", W, 50, 32, 2, 3, 129, 1, false},
       {"dense hs128 T1", D, 0, 128, 2, 1, 1, 0, false},
       {"8k sparse hs64 one layout for all heads", S, 0, 64, 3, 1, 8192, 0, false, true},
+      {"sparse block 24 hs128 T1000 packed", S, 0, 128, 3, 1, 1000, 1, false, false, 24},
+      {"sparse block 8 hs64 B2 T700 reused ids", S, 0, 64, 2, 2, 700, 2, false, false, 8},
+      {"sparse block 32 hs128 T2000 packed", S, 0, 128, 2, 1, 2000, 1, false, false, 32},
   };
   // LCX_ATTN_TIMING_ONLY=1: the timing table alone (a profiler then sees its launches first).
   const char* timing_only = std::getenv("LCX_ATTN_TIMING_ONLY");

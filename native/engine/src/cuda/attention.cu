@@ -467,6 +467,16 @@ KParams make_params(const AttnArgs& a, const AttnPattern& pat, const AttnPlan& p
   p.layout = pat.layout_dev;
   p.scale = 1.0f / std::sqrt((float)a.HS);
   p.scale_log2 = p.scale * 1.4426950408889634f;
+  // LCX_ATTN_LAYOUT_READS=1 (read once): masked entries read the layout per element as before
+  // run 15, for A/B runs.
+  static const bool layout_reads = [] {
+    const char* v = std::getenv("LCX_ATTN_LAYOUT_READS");
+    return v && v[0] == '1';
+  }();
+  // A query sub-block lies inside one layout block when the block and the queries' offset are
+  // multiples of 16 (prefill against a cache in 7-token passes is not).
+  p.pair_bits_exact = !layout_reads && (pat.kind != LCX_ATTN_SPARSE ||
+                                        (pat.block % kAttnBlock == 0 && a.q_offset % kAttnBlock == 0));
   return p;
 }
 
@@ -510,20 +520,22 @@ void fwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
 template <int D>
 void bwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
   const AttnArgs& a = p0.a;
-  {
-    const long long warps = (long long)a.B * a.Tq * a.NH;
-    attn_dvec_kernel<D><<<ceil_div(warps, 8), 256, 0, s>>>(a);
-    LCX_LAUNCH_CHECK();
-  }
   KParams p = p0;
   set_fwd_lists(p, plan);
   const dim3 gq = attn_grid(p, plan.nqt);
   const bool wg = wgmma_here(D);
+  // The wgmma dq computes dvec for its rows itself and writes it for dkv (one pass less over O
+  // and dO: NOTES.md run 15); the mma.sync one reads it from the dvec kernel.
   if (wg && dq_wgmma(p, D, gq, s)) {
-  } else if ((int)dq_smem(D, 2) <= max_smem_optin())
-    launch(attn_dq_kernel<D, 2>, gq, dq_smem(D, 2), p, s);
-  else
-    launch(attn_dq_kernel<D, 1>, gq, dq_smem(D, 1), p, s);
+  } else {
+    const long long warps = (long long)a.B * a.Tq * a.NH;
+    attn_dvec_kernel<D><<<ceil_div(warps, 8), 256, 0, s>>>(a);
+    LCX_LAUNCH_CHECK();
+    if ((int)dq_smem(D, 2) <= max_smem_optin())
+      launch(attn_dq_kernel<D, 2>, gq, dq_smem(D, 2), p, s);
+    else
+      launch(attn_dq_kernel<D, 1>, gq, dq_smem(D, 1), p, s);
+  }
   p.off = plan.d[kBwdOff];
   p.blk = reinterpret_cast<const int4*>(plan.d[kBwdBlk]);
   p.flags = plan.d[kBwdFlags];

@@ -29,6 +29,7 @@ struct KParams {
   const int4* gblk;   // dkv: the 4 key blocks of each group
   int ntiles;         // query tiles (fwd, dq) or key groups (dkv) per (batch, layout head)
   float scale_log2, scale;
+  bool pair_bits_exact;  // the pair bits decide the layout: masked entries skip its reads (keep_mask)
 };
 
 constexpr int kElem = 1 << 16;
@@ -274,6 +275,73 @@ __device__ __forceinline__ bool allowed(const KParams& p, int hl, int qi, int k,
   return true;
 }
 
+// Which of a thread's 4 J accumulator elements of entry e the pattern keeps: bit 4 j + i.
+// One side of the pair is fixed per thread, rows fixed0 + g and fixed0 + g + 8 (element i holds
+// row i >> 1): the query rows in fwd / dq (FIXED_Q), the key rows in dkv. The other side varies
+// with column 8 j + 2 t4 + (i & 1) of the entry's gathered tile, from row vbase (a multiple of
+// 16) on. bits: which of the varying side's 16-row blocks (from vbase) the fixed rows may see.
+// Whole blocks come from the pair bits; with the element flag every kept element also gets the
+// predicate. When the pair bits already decide the layout (p.pair_bits_exact: every pattern but
+// a sparse one whose block is not a multiple of 16; a 16 x 16 sub-block then lies inside one
+// layout block) the predicate is causal order, bounds, window and segments: a few compares per
+// element, computed once per entry. lcx::attends per element (`allowed`, a layout read behind a branch) made a
+// masked entry cost ~4x a plain one: 29-36% of the sparse layer's kernel time (NOTES.md run 15).
+template <int J, bool FIXED_Q>
+__device__ __forceinline__ uint32_t keep_mask(const KParams& p, int hl, int e, int bits, bool elem,
+                                              int fixed0, int vbase, int g, int t4,
+                                              const int32_t* seg) {
+  static_assert(J <= 8, "32 elements at most");
+  uint32_t keep = 0;
+#pragma unroll
+  for (int j = 0; j < J; j++)
+    if ((bits >> (j >> 1)) & 1) keep |= 0xFu << (4 * j);
+  if (!elem) return keep;
+  const AttnArgs& a = p.a;
+  const int4 vb4 = p.blk[e];
+  if (!p.pair_bits_exact) {
+#pragma unroll
+    for (int j = 0; j < J; j++)
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        const int f = fixed0 + g + (i >> 1) * 8;
+        const int v = comp(vb4, (vbase >> 4) + (j >> 1)) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
+        if (((keep >> (4 * j + i)) & 1) && !(FIXED_Q ? allowed(p, hl, f, v, seg) : allowed(p, hl, v, f, seg)))
+          keep &= ~(1u << (4 * j + i));
+      }
+    return keep;
+  }
+  const int win = p.kind == LCX_ATTN_WINDOW ? p.window : 0x7fffffff;
+  // Positions (keys absolute, queries q_offset + index), validity and segment ids.
+  int fpos[2], fseg[2];
+  bool fok[2];
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int f = fixed0 + g + r * 8;
+    fok[r] = FIXED_Q ? f < a.Tq : f < a.Tk;
+    fpos[r] = FIXED_Q ? a.q_offset + f : f;
+    fseg[r] = seg && fok[r] && fpos[r] < a.Tk ? seg[fpos[r]] : 0;
+  }
+#pragma unroll
+  for (int j = 0; j < J; j++) {
+    if (!((bits >> (j >> 1)) & 1)) continue;
+    const int v0 = comp(vb4, (vbase >> 4) + (j >> 1)) * KB + (j & 1) * 8 + 2 * t4;
+#pragma unroll
+    for (int c = 0; c < 2; c++) {
+      const int v = v0 + c;
+      const bool vok = FIXED_Q ? v < a.Tk : v < a.Tq;
+      const int vpos = FIXED_Q ? v : a.q_offset + v;
+      const int vseg = seg && vok && vpos < a.Tk ? seg[vpos] : 0;
+#pragma unroll
+      for (int r = 0; r < 2; r++) {
+        const int q = FIXED_Q ? fpos[r] : vpos, k = FIXED_Q ? vpos : fpos[r];
+        if (!(vok && fok[r] && k <= q && q - k < win && vseg == fseg[r])) keep &= ~(1u << (4 * j + 2 * r + c));
+      }
+    }
+  }
+  return keep;
+}
+__device__ __forceinline__ bool kept(uint32_t keep, int j, int i) { return (keep >> (4 * j + i)) & 1; }
+
 __device__ __forceinline__ float quad_max(float v) {
   v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
   return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
@@ -293,19 +361,12 @@ __device__ __forceinline__ float quad_sum(float v) {
 // rejects (row0 = the warp's first query index).
 __device__ __forceinline__ void fwd_mask(float (&s)[8][4], const KParams& p, int hl, int e, int wb,
                                          bool elem, int row0, int g, int t4, const int32_t* seg) {
+  const uint32_t keep = keep_mask<8, true>(p, hl, e, wb, elem, row0, 0, g, t4, seg);
 #pragma unroll
   for (int j = 0; j < 8; j++)
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-      if (!((wb >> (j >> 1)) & 1)) {
-        s[j][i] = -INFINITY;
-      } else if (elem) {
-        // p.blk[e] is read here (L1) rather than held in 4 registers across the products.
-        const int row = row0 + g + (i >> 1) * 8;
-        const int col = comp(p.blk[e], j >> 1) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
-        if (!allowed(p, hl, row, col, seg)) s[j][i] = -INFINITY;
-      }
-    }
+    for (int i = 0; i < 4; i++)
+      if (!kept(keep, j, i)) s[j][i] = -INFINITY;
 }
 
 // Online softmax of one tile's raw scores s (q.k, masked entries -inf) into m, l, o (log2
@@ -381,46 +442,40 @@ __device__ __forceinline__ void fwd_store(const AttnArgs& a, const float (&o)[D 
 // Backward pieces (same accumulator layout as the forward's).
 
 // dq: s (Q K^T) becomes dS = P (dp - dvec) without the softmax scale, P = exp2(s2 - lse2) and
-// 0 where the pattern masks (wb: this warp's pair bits of entry e, as in fwd_mask).
-// dq_p_at is one element's P; the wgmma dq computes P (dq_p) while dP is still in flight and
-// multiplies afterwards (dq_ds_from_p): the same operations per element as dq_ds.
+// 0 where the pattern masks (wb: this warp's pair bits of entry e, keep_mask as in fwd_mask).
+// The wgmma dq computes P (dq_p) while dP is still in flight and multiplies afterwards
+// (dq_ds_from_p): the same operations per element as dq_ds.
 template <bool FULL>
-__device__ __forceinline__ float dq_p_at(float sv, int j, int i, const KParams& p, int hl, int e,
-                                         int wb, bool elem, int row0, int g, int t4,
-                                         const float (&lse)[2], const int32_t* seg) {
-  const int r = i >> 1;
-  float pv = exp2f(sv * p.scale_log2 - lse[r]);
-  if (FULL) {
-  } else if (!((wb >> (j >> 1)) & 1)) {
-    pv = 0.f;
-  } else if (elem) {
-    const int row = row0 + g + r * 8;
-    const int col = comp(p.blk[e], j >> 1) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
-    if (!allowed(p, hl, row, col, seg)) pv = 0.f;
-  }
-  return pv;
+__device__ __forceinline__ uint32_t dq_keep(const KParams& p, int hl, int e, int wb, bool elem, int row0,
+                                            int g, int t4, const int32_t* seg) {
+  return FULL ? ~0u : keep_mask<8, true>(p, hl, e, wb, elem, row0, 0, g, t4, seg);
 }
 template <bool FULL>
 __device__ __forceinline__ void dq_ds(float (&s)[8][4], const float (&dp)[8][4], const KParams& p,
                                       int hl, int e, int wb, bool elem, int row0, int g, int t4,
                                       const float (&lse)[2], const float (&dvr)[2],
                                       const int32_t* seg) {
+  const uint32_t keep = dq_keep<FULL>(p, hl, e, wb, elem, row0, g, t4, seg);
 #pragma unroll
   for (int j = 0; j < 8; j++)
 #pragma unroll
-    for (int i = 0; i < 4; i++)
-      s[j][i] = dq_p_at<FULL>(s[j][i], j, i, p, hl, e, wb, elem, row0, g, t4, lse, seg) *
-                (dp[j][i] - dvr[i >> 1]);
+    for (int i = 0; i < 4; i++) {
+      const float pv = exp2f(s[j][i] * p.scale_log2 - lse[i >> 1]);
+      s[j][i] = (kept(keep, j, i) ? pv : 0.f) * (dp[j][i] - dvr[i >> 1]);
+    }
 }
 template <bool FULL>
 __device__ __forceinline__ void dq_p(float (&s)[8][4], const KParams& p, int hl, int e, int wb,
                                      bool elem, int row0, int g, int t4, const float (&lse)[2],
                                      const int32_t* seg) {
+  const uint32_t keep = dq_keep<FULL>(p, hl, e, wb, elem, row0, g, t4, seg);
 #pragma unroll
   for (int j = 0; j < 8; j++)
 #pragma unroll
-    for (int i = 0; i < 4; i++)
-      s[j][i] = dq_p_at<FULL>(s[j][i], j, i, p, hl, e, wb, elem, row0, g, t4, lse, seg);
+    for (int i = 0; i < 4; i++) {
+      const float pv = exp2f(s[j][i] * p.scale_log2 - lse[i >> 1]);
+      s[j][i] = kept(keep, j, i) ? pv : 0.f;
+    }
 }
 __device__ __forceinline__ void dq_ds_from_p(float (&s)[8][4], const float (&dp)[8][4],
                                              const float (&dvr)[2]) {
@@ -433,46 +488,40 @@ __device__ __forceinline__ void dq_ds_from_p(float (&s)[8][4], const float (&dp)
 // dkv: for J n8 blocks of queries starting at qbase of the gathered query tile (rows = this
 // warp's 16 keys from key0), s (K Q^T) becomes P^T and dp (V dO^T) becomes dS^T; hb has one
 // bit per 16-query block from qbase, cL / cDv are the tile's lse2 and dvec.
-// As in dq, dkv_p_at is one element's P, and the wgmma dkv splits the work in dkv_p (while
-// dP^T is in flight) and dkv_ds_from_p (after it).
-template <bool FULL>
-__device__ __forceinline__ float dkv_p_at(float sv, int j, int i, const KParams& p, int hl, int e,
-                                          int hb, bool elem, int qbase, int key0, int g, int t4,
-                                          const float* cL, const int32_t* seg) {
-  const int ql = qbase + j * 8 + 2 * t4 + (i & 1);  // row of the gathered query tile
-  float pv = exp2f(sv * p.scale_log2 - cL[ql]);
-  if (FULL) {
-  } else if (!((hb >> (j >> 1)) & 1)) {
-    pv = 0.f;
-  } else if (elem) {
-    const int key = key0 + g + (i >> 1) * 8;
-    const int qi = comp(p.blk[e], ql / KB) * KB + (ql % KB);
-    if (!allowed(p, hl, qi, key, seg)) pv = 0.f;
-  }
-  return pv;
+// As in dq, the wgmma dkv splits the work in dkv_p (while dP^T is in flight) and
+// dkv_ds_from_p (after it).
+template <int J, bool FULL>
+__device__ __forceinline__ uint32_t dkv_keep(const KParams& p, int hl, int e, int hb, bool elem, int qbase,
+                                             int key0, int g, int t4, const int32_t* seg) {
+  return FULL ? ~0u : keep_mask<J, false>(p, hl, e, hb, elem, key0, qbase, g, t4, seg);
 }
 template <int J, bool FULL>
 __device__ __forceinline__ void dkv_ps(float (&s)[J][4], float (&dp)[J][4], const KParams& p, int hl,
                                        int e, int hb, bool elem, int qbase, int key0, int g, int t4,
                                        const float* cL, const float* cDv, const int32_t* seg) {
+  const uint32_t keep = dkv_keep<J, FULL>(p, hl, e, hb, elem, qbase, key0, g, t4, seg);
 #pragma unroll
   for (int j = 0; j < J; j++)
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-      const float pv = dkv_p_at<FULL>(s[j][i], j, i, p, hl, e, hb, elem, qbase, key0, g, t4, cL, seg);
+      const int ql = qbase + j * 8 + 2 * t4 + (i & 1);  // row of the gathered query tile
+      const float pv = kept(keep, j, i) ? exp2f(s[j][i] * p.scale_log2 - cL[ql]) : 0.f;
       s[j][i] = pv;
-      dp[j][i] = pv * (dp[j][i] - cDv[qbase + j * 8 + 2 * t4 + (i & 1)]);
+      dp[j][i] = pv * (dp[j][i] - cDv[ql]);
     }
 }
 template <int J, bool FULL>
 __device__ __forceinline__ void dkv_p(float (&s)[J][4], const KParams& p, int hl, int e, int hb,
                                       bool elem, int qbase, int key0, int g, int t4,
                                       const float* cL, const int32_t* seg) {
+  const uint32_t keep = dkv_keep<J, FULL>(p, hl, e, hb, elem, qbase, key0, g, t4, seg);
 #pragma unroll
   for (int j = 0; j < J; j++)
 #pragma unroll
-    for (int i = 0; i < 4; i++)
-      s[j][i] = dkv_p_at<FULL>(s[j][i], j, i, p, hl, e, hb, elem, qbase, key0, g, t4, cL, seg);
+    for (int i = 0; i < 4; i++) {
+      const int ql = qbase + j * 8 + 2 * t4 + (i & 1);
+      s[j][i] = kept(keep, j, i) ? exp2f(s[j][i] * p.scale_log2 - cL[ql]) : 0.f;
+    }
 }
 template <int J>
 __device__ __forceinline__ void dkv_ds_from_p(const float (&s)[J][4], float (&dp)[J][4], int qbase,
@@ -499,8 +548,16 @@ __device__ __forceinline__ void dkv_store(const AttnArgs& a, const float (&dk)[D
   store_rows<D>(a.dv + b * a.dkv_batch + h * D, a.dkv_row, a.Tk, dv, {1.f, 1.f}, key0, g, t4);
 }
 
-// dq's per-row statistics, rows row0 + g and row0 + g + 8: lse2 and dvec. Rows past Tq get
-// lse = +inf so that their P is exactly 0.
+// dq's lse2 for rows row0 + g and row0 + g + 8; rows past Tq get +inf so that their P is
+// exactly 0.
+__device__ __forceinline__ void dq_row_lse(const AttnArgs& a, int b, int h, int row0, int g, float (&lse)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int row = row0 + g + r * 8;
+    lse[r] = row < a.Tq ? a.lse[((long long)b * a.NH + h) * a.Tq + row] : INFINITY;
+  }
+}
+// dq's per-row statistics, rows row0 + g and row0 + g + 8: lse2 (as dq_row_lse) and dvec.
 __device__ __forceinline__ void dq_row_stats(const AttnArgs& a, int b, int h, int row0, int g,
                                              float (&lse)[2], float (&dvr)[2]) {
 #pragma unroll

@@ -328,8 +328,47 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
 #endif
 }
 
+// dvec = rowsum(dO * O) of the warp's rows row0 + g, row0 + g + 8 (the D term of FA2's
+// backward), computed by dq from its dO tile and O, and written for dkv. The quad of threads of
+// a row takes 16-byte chunks t4, t4 + 4, ...; rows past Tq get 0.
+template <int D>
+__device__ __forceinline__ void dq_load_o(const AttnArgs& a, uint4 (&orow)[2][D / 32], int b, int h, int row0,
+                                          int g, int t4) {
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int row = row0 + g + r * 8;
+    const uint4* src = reinterpret_cast<const uint4*>(a.o + b * a.o_batch + (long long)row * a.o_row + h * D);
+#pragma unroll
+    for (int m = 0; m < D / 32; m++) orow[r][m] = row < a.Tq ? src[t4 + 4 * m] : make_uint4(0, 0, 0, 0);
+  }
+}
+template <int D>
+__device__ __forceinline__ void dq_dvec(const AttnArgs& a, float (&dvr)[2], const uint4 (&orow)[2][D / 32],
+                                        const bf16* sdO, int b, int h, int row0, int trow0, int g, int t4) {
+#pragma unroll
+  for (int r = 0; r < 2; r++) {
+    const int tr = trow0 + g + r * 8;  // row of the swizzled tile
+    float acc = 0.f;
+#pragma unroll
+    for (int m = 0; m < D / 32; m++) {
+      const int c = t4 + 4 * m;
+      const uint4 d = *reinterpret_cast<const uint4*>(sdO + (c >> 3) * kPanel + tr * 64 + (((c & 7) ^ (tr & 7)) << 3));
+      float od[8], dd[8];
+      unpack8(orow[r][m], od);
+      unpack8(d, dd);
+#pragma unroll
+      for (int i = 0; i < 8; i++) acc = fmaf(od[i], dd[i], acc);
+    }
+    acc = quad_sum(acc);
+    const int row = row0 + g + r * 8;
+    dvr[r] = row < a.Tq ? acc : 0.f;
+    if (row < a.Tq && t4 == 0) a.dvec[((long long)b * a.NH + h) * a.Tq + row] = acc;
+  }
+}
+
 // dq: per query tile, S = Q K^T and dP = dO V^T (Q, dO, K, V all read from shared memory), dS
-// in registers (dq_ds), dQ += dS K with K as the N-major operand. OVERLAP:
+// in registers (dq_ds), dQ += dS K with K as the N-major operand. dvec comes from dq_dvec.
+// OVERLAP:
 //  0: the run-10 kernel: S and dP in one commit group, dS K in another, each waited for at once.
 //  1: S and dP in two groups: P = exp2(s2 - lse2) with its mask (dq_p) runs while dP is in
 //     flight, only dS = P (dP - dvec) waits for it.
@@ -361,10 +400,13 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_dq_wgmma_kernel(const KParam
   prefetch_kv<D, STAGES, true>(sK, sV, kg, vg, p, e0, e1, tid);
   cp_async_commit();
   float lse[2], dvr[2];
-  dq_row_stats(a, b, h, q0 + warp * 16, g, lse, dvr);
+  uint4 orow[2][D / 32];
+  dq_load_o<D>(a, orow, b, h, q0 + warp * 16, g, t4);
+  dq_row_lse(a, b, h, q0 + warp * 16, g, lse);
   cp_async_wait<1>();
   fence_async_smem();
   __syncthreads();
+  dq_dvec<D>(a, dvr, orow, sdO, b, h, q0 + warp * 16, warp * 16, g, t4);
 
   float dq[NT][4], s[8][4], dp[8][4];
   zero(dq);
