@@ -132,6 +132,16 @@ describe.skipIf(!python)('gpu_report.py', () => {
     expect(text).toMatch(/16 of 18 judged targets pass; 0 without a mark/)
   })
 
+  it('reads run 15 as measured: 17 of 18, the sparse layer at 24.65% with per-entry element masks', () => {
+    const { text } = report('run15')
+    expect(row(text, "sparse layer's attention")).toMatch(/0\.596 ms \| dense 2\.418 ms \| 24\.65% \| PASS/)
+    expect(row(text, 'attention bwd hd128')).toMatch(/393\.3 \(1\.747 ms\).*PyTorch SDPA 505\.1 \| 0\.78x SDPA \| PASS/)
+    expect(row(text, 'training tokens/s at 8192')).toMatch(/38,689 \(batch 2, 23\.71 GiB <= anchor's 25\.5\).*18,694: measured in this call.*\| 2\.07x \| PASS/)
+    expect(row(text, 'MFU at 8192')).toMatch(/40\.2% \(batch 2\).*FAIL/)
+    expect(row(text, 'decode after an 8000-token prompt')).toMatch(/456\.2 tokens\/s \| llama\.cpp 410\.8 \| 1\.11x \| PASS/)
+    expect(text).toMatch(/17 of 18 judged targets pass; 0 without a mark/)
+  })
+
   it('takes batch 2 at 8192 for the throughput and MFU rows only when it fits the anchor\'s 8192 memory', () => {
     // run 10 with a batch-2 row at 8192: 37,500 tokens/s (MFU 39.0%) in 23.9 GiB, then the same
     // row at 26.0 GiB, over the 25.54 GiB the anchor reserved there.

@@ -282,10 +282,11 @@ __device__ __forceinline__ bool allowed(const KParams& p, int hl, int qi, int k,
 // 16) on. bits: which of the varying side's 16-row blocks (from vbase) the fixed rows may see.
 // Whole blocks come from the pair bits; with the element flag every kept element also gets the
 // predicate. When the pair bits already decide the layout (p.pair_bits_exact: every pattern but
-// a sparse one whose block is not a multiple of 16; a 16 x 16 sub-block then lies inside one
-// layout block) the predicate is causal order, bounds, window and segments: a few compares per
-// element, computed once per entry. lcx::attends per element (`allowed`, a layout read behind a branch) made a
-// masked entry cost ~4x a plain one: 29-36% of the sparse layer's kernel time (NOTES.md run 15).
+// a sparse one whose block or query offset is not a multiple of 16; a 16 x 16 sub-block then
+// lies inside one layout block) the predicate is causal order, bounds, window and segments: a
+// few compares per element, once per entry. lcx::attends per element (`allowed`: a layout read
+// behind a branch) made a masked entry cost ~4x a plain one, 29-36% of the sparse layer's
+// kernel time (NOTES.md run 15).
 template <int J, bool FIXED_Q>
 __device__ __forceinline__ uint32_t keep_mask(const KParams& p, int hl, int e, int bits, bool elem,
                                               int fixed0, int vbase, int g, int t4,

@@ -18,6 +18,8 @@
 // free without padding. cp.async writes them (generic proxy), so each thread fences before the
 // barrier that publishes them to the tensor cores (async proxy).
 // Only head dims 64 and 128 (whole 128-byte rows); 32 and 96 keep the mma.sync kernels.
+// The dq kernel also computes dvec = rowsum(dO * O) for its rows (dq_dvec) and writes it for dkv:
+// no separate pass over O and dO.
 // H100, T = 8192, hd 128 (NOTES.md run 10): fwd 1.235 -> 0.768 ms, bwd 3.68 -> 2.06 ms; with the
 // overlapped dq / dkv (run 11) bwd 1.89 ms.
 //
