@@ -2,8 +2,8 @@
 // Hopper wgmma): the kernel parameters, tile loading through cp.async, the pattern predicate,
 // the forward's online softmax and output store, the backward's element-wise P / dS. The wgmma
 // backward kernels overlap that element-wise work with products still in flight, so the P / dS
-// helpers also come split at the point where the next product's result is needed (same
-// operations per element as the fused helpers attention.cu uses).
+// helpers come split at the point where the next product's result is needed; the fused helpers
+// attention.cu uses run the two parts back to back.
 #pragma once
 #include <cuda_bf16.h>
 
@@ -275,6 +275,9 @@ __device__ __forceinline__ bool allowed(const KParams& p, int hl, int qi, int k,
   return true;
 }
 
+// Whether element (j, i) of a thread's accumulator is kept by a keep_mask.
+__device__ __forceinline__ bool kept(uint32_t keep, int j, int i) { return (keep >> (4 * j + i)) & 1; }
+
 // Which of a thread's 4 J accumulator elements of entry e the pattern keeps: bit 4 j + i.
 // One side of the pair is fixed per thread, rows fixed0 + g and fixed0 + g + 8 (element i holds
 // row i >> 1): the query rows in fwd / dq (FIXED_Q), the key rows in dkv. The other side varies
@@ -306,7 +309,7 @@ __device__ __forceinline__ uint32_t keep_mask(const KParams& p, int hl, int e, i
       for (int i = 0; i < 4; i++) {
         const int f = fixed0 + g + (i >> 1) * 8;
         const int v = comp(vb4, (vbase >> 4) + (j >> 1)) * KB + (j & 1) * 8 + 2 * t4 + (i & 1);
-        if (((keep >> (4 * j + i)) & 1) && !(FIXED_Q ? allowed(p, hl, f, v, seg) : allowed(p, hl, v, f, seg)))
+        if (kept(keep, j, i) && !(FIXED_Q ? allowed(p, hl, f, v, seg) : allowed(p, hl, v, f, seg)))
           keep &= ~(1u << (4 * j + i));
       }
     return keep;
@@ -341,7 +344,6 @@ __device__ __forceinline__ uint32_t keep_mask(const KParams& p, int hl, int e, i
   }
   return keep;
 }
-__device__ __forceinline__ bool kept(uint32_t keep, int j, int i) { return (keep >> (4 * j + i)) & 1; }
 
 __device__ __forceinline__ float quad_max(float v) {
   v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
@@ -445,25 +447,11 @@ __device__ __forceinline__ void fwd_store(const AttnArgs& a, const float (&o)[D 
 // dq: s (Q K^T) becomes dS = P (dp - dvec) without the softmax scale, P = exp2(s2 - lse2) and
 // 0 where the pattern masks (wb: this warp's pair bits of entry e, keep_mask as in fwd_mask).
 // The wgmma dq computes P (dq_p) while dP is still in flight and multiplies afterwards
-// (dq_ds_from_p): the same operations per element as dq_ds.
+// (dq_ds_from_p); dq_ds runs the two back to back.
 template <bool FULL>
 __device__ __forceinline__ uint32_t dq_keep(const KParams& p, int hl, int e, int wb, bool elem, int row0,
                                             int g, int t4, const int32_t* seg) {
   return FULL ? ~0u : keep_mask<8, true>(p, hl, e, wb, elem, row0, 0, g, t4, seg);
-}
-template <bool FULL>
-__device__ __forceinline__ void dq_ds(float (&s)[8][4], const float (&dp)[8][4], const KParams& p,
-                                      int hl, int e, int wb, bool elem, int row0, int g, int t4,
-                                      const float (&lse)[2], const float (&dvr)[2],
-                                      const int32_t* seg) {
-  const uint32_t keep = dq_keep<FULL>(p, hl, e, wb, elem, row0, g, t4, seg);
-#pragma unroll
-  for (int j = 0; j < 8; j++)
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-      const float pv = exp2f(s[j][i] * p.scale_log2 - lse[i >> 1]);
-      s[j][i] = (kept(keep, j, i) ? pv : 0.f) * (dp[j][i] - dvr[i >> 1]);
-    }
 }
 template <bool FULL>
 __device__ __forceinline__ void dq_p(float (&s)[8][4], const KParams& p, int hl, int e, int wb,
@@ -485,31 +473,24 @@ __device__ __forceinline__ void dq_ds_from_p(float (&s)[8][4], const float (&dp)
 #pragma unroll
     for (int i = 0; i < 4; i++) s[j][i] = s[j][i] * (dp[j][i] - dvr[i >> 1]);
 }
+template <bool FULL>
+__device__ __forceinline__ void dq_ds(float (&s)[8][4], const float (&dp)[8][4], const KParams& p,
+                                      int hl, int e, int wb, bool elem, int row0, int g, int t4,
+                                      const float (&lse)[2], const float (&dvr)[2],
+                                      const int32_t* seg) {
+  dq_p<FULL>(s, p, hl, e, wb, elem, row0, g, t4, lse, seg);
+  dq_ds_from_p(s, dp, dvr);
+}
 
 // dkv: for J n8 blocks of queries starting at qbase of the gathered query tile (rows = this
 // warp's 16 keys from key0), s (K Q^T) becomes P^T and dp (V dO^T) becomes dS^T; hb has one
 // bit per 16-query block from qbase, cL / cDv are the tile's lse2 and dvec.
 // As in dq, the wgmma dkv splits the work in dkv_p (while dP^T is in flight) and
-// dkv_ds_from_p (after it).
+// dkv_ds_from_p (after it); dkv_ps runs the two back to back.
 template <int J, bool FULL>
 __device__ __forceinline__ uint32_t dkv_keep(const KParams& p, int hl, int e, int hb, bool elem, int qbase,
                                              int key0, int g, int t4, const int32_t* seg) {
   return FULL ? ~0u : keep_mask<J, false>(p, hl, e, hb, elem, key0, qbase, g, t4, seg);
-}
-template <int J, bool FULL>
-__device__ __forceinline__ void dkv_ps(float (&s)[J][4], float (&dp)[J][4], const KParams& p, int hl,
-                                       int e, int hb, bool elem, int qbase, int key0, int g, int t4,
-                                       const float* cL, const float* cDv, const int32_t* seg) {
-  const uint32_t keep = dkv_keep<J, FULL>(p, hl, e, hb, elem, qbase, key0, g, t4, seg);
-#pragma unroll
-  for (int j = 0; j < J; j++)
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-      const int ql = qbase + j * 8 + 2 * t4 + (i & 1);  // row of the gathered query tile
-      const float pv = kept(keep, j, i) ? exp2f(s[j][i] * p.scale_log2 - cL[ql]) : 0.f;
-      s[j][i] = pv;
-      dp[j][i] = pv * (dp[j][i] - cDv[ql]);
-    }
 }
 template <int J, bool FULL>
 __device__ __forceinline__ void dkv_p(float (&s)[J][4], const KParams& p, int hl, int e, int hb,
@@ -531,6 +512,13 @@ __device__ __forceinline__ void dkv_ds_from_p(const float (&s)[J][4], float (&dp
   for (int j = 0; j < J; j++)
 #pragma unroll
     for (int i = 0; i < 4; i++) dp[j][i] = s[j][i] * (dp[j][i] - cDv[qbase + j * 8 + 2 * t4 + (i & 1)]);
+}
+template <int J, bool FULL>
+__device__ __forceinline__ void dkv_ps(float (&s)[J][4], float (&dp)[J][4], const KParams& p, int hl,
+                                       int e, int hb, bool elem, int qbase, int key0, int g, int t4,
+                                       const float* cL, const float* cDv, const int32_t* seg) {
+  dkv_p<J, FULL>(s, p, hl, e, hb, elem, qbase, key0, g, t4, cL, seg);
+  dkv_ds_from_p<J>(s, dp, qbase, t4, cDv);
 }
 
 // dQ = scale * dq for rows row0 + g, row0 + g + 8.
@@ -561,12 +549,11 @@ __device__ __forceinline__ void dq_row_lse(const AttnArgs& a, int b, int h, int 
 // dq's per-row statistics, rows row0 + g and row0 + g + 8: lse2 (as dq_row_lse) and dvec.
 __device__ __forceinline__ void dq_row_stats(const AttnArgs& a, int b, int h, int row0, int g,
                                              float (&lse)[2], float (&dvr)[2]) {
+  dq_row_lse(a, b, h, row0, g, lse);
 #pragma unroll
   for (int r = 0; r < 2; r++) {
     const int row = row0 + g + r * 8;
-    const long long idx = ((long long)b * a.NH + h) * a.Tq + row;
-    lse[r] = row < a.Tq ? a.lse[idx] : INFINITY;
-    dvr[r] = row < a.Tq ? a.dvec[idx] : 0.f;
+    dvr[r] = row < a.Tq ? a.dvec[((long long)b * a.NH + h) * a.Tq + row] : 0.f;
   }
 }
 // The wgmma kernels (attention_sm90a.cu, sm_90a only): false when this build or device has no

@@ -242,14 +242,13 @@ __device__ __forceinline__ void zero_frags(uint32_t (&fa)[4][4]) {
 
 // One step of the fwd / dq loop over key tiles: entry e's K and V tiles staged (stage_kv), and
 // this warp's pair bits (its 16 queries x the 4 key blocks) and element flag of the entry.
-template <int D>
 struct KvStep {
   const bf16 *k, *v;
   int wb;
   bool elem;
 };
 template <int D, int STAGES>
-__device__ __forceinline__ KvStep<D> kv_step(bf16* sK, bf16* sV, const bf16* kg, const bf16* vg,
+__device__ __forceinline__ KvStep kv_step(bf16* sK, bf16* sV, const bf16* kg, const bf16* vg,
                                              const KParams& p, int e, int e0, int e1, int tid, int warp) {
   const int fl = p.flags[e];
   const int buf = stage_kv<D, STAGES, true>(sK, sV, kg, vg, p, e, e0, e1, p.blk[e], tid);
@@ -299,7 +298,7 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
   const float sl2 = p.scale_log2;
 
   for (int e = e0; e < e1; e++) {
-    const KvStep<D> st = kv_step<D, STAGES>(sK, sV, kg, vg, p, e, e0, e1, tid, warp);
+    const KvStep st = kv_step<D, STAGES>(sK, sV, kg, vg, p, e, e0, e1, tid, warp);
     const bf16 *cK = st.k, *cV = st.v;
     const int wb = st.wb;
     const bool elem = st.elem;
@@ -465,7 +464,7 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_dq_wgmma_kernel(const KParam
     }
   } else {
     for (int e = e0; e < e1; e++) {
-      const KvStep<D> st = kv_step<D, STAGES>(sK, sV, kg, vg, p, e, e0, e1, tid, warp);
+      const KvStep st = kv_step<D, STAGES>(sK, sV, kg, vg, p, e, e0, e1, tid, warp);
       const bf16 *cK = st.k, *cV = st.v;
       const int wb = st.wb;
       const bool elem = st.elem;
