@@ -47,9 +47,13 @@ beforeAll(async () => {
   app = await startWebApp(dir.path)
   browser = await launchBrowser()
   page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
+  const cdp = await page.context().newCDPSession(page)
+  await cdp.send('Network.enable')
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 150, downloadThroughput: -1, uploadThroughput: -1 })
   page.on('pageerror', (err) => pageErrors.push(String(err)))
   page.on('console', (msg) => {
-    if (msg.type() === 'error') pageErrors.push(msg.text())
+    // with the URL, so a failed request says which one it was
+    if (msg.type() === 'error') pageErrors.push(`${msg.text()} ${msg.location().url}`)
   })
 }, 180_000)
 

@@ -195,4 +195,31 @@ describe('useFileBrowser', () => {
     expect(fb.listing.value?.path).toBe('/data')
     expect(fb.loading.value).toBe(false)
   })
+
+  // CI caught this: a path typed while the browser was still opening was replaced by the
+  // start folder's fallbacks when their answers came in later.
+  it('keeps a folder the user went to while it was still opening', async () => {
+    const placesAnswer = deferred<{ home: string; dataDir: string; roots: string[] }>()
+    fake.handlers['fs.places'] = () => placesAnswer.promise
+    const { fb } = setup()
+    const opening = fb.init('/root') // unreadable, so init would fall back to /data, then home
+    await fb.open('/home/ann/models')
+    placesAnswer.resolve({ home: '/home/ann', dataDir: '/data', roots: ['/'] })
+    await opening
+    expect(fb.listing.value?.path).toBe('/home/ann/models')
+    expect(fake.callsOf('fs.list').map((c) => (c.args as { path: string }).path)).toEqual(['/home/ann/models'])
+
+    // and while a start folder's answer is on its way
+    const slow = deferred<FsListing>()
+    const fast = fake.handlers['fs.list']!
+    fake.handlers['fs.list'] = (args) => (args.path === '/root' ? slow.promise : fast(args))
+    const again = setup().fb
+    const reopening = again.init('/root')
+    await new Promise((r) => setTimeout(r, 0))
+    await again.open('/home/ann')
+    slow.reject(new ApiError('permission', 'The app may not read /root.', 'EACCES'))
+    await reopening
+    expect(again.listing.value?.path).toBe('/home/ann')
+    expect(again.error.value).toBeNull()
+  })
 })

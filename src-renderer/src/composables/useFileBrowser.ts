@@ -60,8 +60,12 @@ export function useFileBrowser(kind: MaybeRefOrGetter<PickKind>) {
     }
   }
 
-  /** Load the places, then the start folder; fall back to the data folder, then home. */
+  /**
+   * Load the places, then the start folder; fall back to the data folder, then home. A folder the
+   * user goes to meanwhile (typed, clicked) wins: the fallbacks stop there.
+   */
   async function init(startPath?: string | null): Promise<void> {
+    const seqAtStart = seq
     try {
       places.value = await api.call('fs.places', {})
     } catch (e) {
@@ -71,8 +75,12 @@ export function useFileBrowser(kind: MaybeRefOrGetter<PickKind>) {
       (p): p is string => typeof p === 'string' && p.length > 0,
     )
     let firstError: ApiError | null = null
+    let ours = seqAtStart
     for (const p of [...new Set(candidates)]) {
+      if (seq !== ours) return // the user went somewhere else
+      ours = seq + 1 // the number open() is about to take
       if (await open(p)) break
+      if (seq !== ours) return
       firstError ??= error.value
     }
     // keep the reason the requested folder could not be shown visible above the fallback
