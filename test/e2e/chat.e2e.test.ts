@@ -47,6 +47,8 @@ beforeAll(async () => {
   app = await startWebApp(dir.path)
   browser = await launchBrowser()
   page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
+  // Every request 150 ms late, as on a busy machine: the UI must not depend on the order its
+  // answers come in (a race in the file browser failed CI only on a slower machine).
   const cdp = await page.context().newCDPSession(page)
   await cdp.send('Network.enable')
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 150, downloadThroughput: -1, uploadThroughput: -1 })
