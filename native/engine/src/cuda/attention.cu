@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <type_traits>
 
@@ -477,6 +478,18 @@ KParams make_params(const AttnArgs& a, const AttnPattern& pat, const AttnPlan& p
   // multiples of 16 (prefill against a cache in 7-token passes is not).
   p.pair_bits_exact = !layout_reads && (pat.kind != LCX_ATTN_SPARSE ||
                                         (pat.block % kAttnBlock == 0 && a.q_offset % kAttnBlock == 0));
+  // The wgmma kernels store 16-byte pieces when every output row starts 16-byte aligned;
+  // LCX_ATTN_DIRECT_STORES=1 (read once) keeps the accumulator's 4-byte stores, for A/B runs.
+  static const bool direct_stores = [] {
+    const char* v = std::getenv("LCX_ATTN_DIRECT_STORES");
+    return v && v[0] == '1';
+  }();
+  const auto rows_aligned = [](const void* base, long long row, long long batch) {
+    return reinterpret_cast<uintptr_t>(base) % 16 == 0 && row % 8 == 0 && batch % 8 == 0;
+  };
+  p.staged_stores = !direct_stores && a.HS % 8 == 0 && rows_aligned(a.o, a.o_row, a.o_batch) &&
+                    (!a.dq || rows_aligned(a.dq, a.dq_row, a.dq_batch)) &&
+                    (!a.dk || (rows_aligned(a.dk, a.dkv_row, a.dkv_batch) && rows_aligned(a.dv, a.dkv_row, a.dkv_batch)));
   return p;
 }
 

@@ -30,6 +30,7 @@ struct KParams {
   int ntiles;         // query tiles (fwd, dq) or key groups (dkv) per (batch, layout head)
   float scale_log2, scale;
   bool pair_bits_exact;  // the pair bits decide the layout: masked entries skip its reads (keep_mask)
+  bool staged_stores;    // outputs aligned for store_rows_staged (the wgmma kernels use it then)
 };
 
 constexpr int kElem = 1 << 16;
@@ -424,12 +425,52 @@ __device__ __forceinline__ void store_rows(bf16* base, long long row_stride, int
   }
 }
 
+// store_rows through the warp's scratch in shared memory (16 rows of D + 8: the pad keeps the
+// 4-byte writes free of bank conflicts): then each lane stores 16-byte pieces, consecutive lanes
+// along a row. The accumulator's 4-byte stores had throttled the LSU queue when a CTA with a
+// short list exits (NOTES.md run 15). Needs base and row_stride aligned to 8 elements
+// (KParams::staged_stores) and a barrier between the kernel's last shared-memory use and this.
+template <int D>
+__device__ __forceinline__ void store_rows_staged(bf16* scratch, bf16* base, long long row_stride, int limit,
+                                                  const float (&acc)[D / 8][4], const float (&scale)[2],
+                                                  int row0, int g, int t4) {
+  constexpr int SR = D + 8, PIECES = D / 8, ROWS_PER_PASS = 32 / PIECES;
+#pragma unroll
+  for (int r = 0; r < 2; r++)
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+      *reinterpret_cast<__nv_bfloat162*>(scratch + (g + r * 8) * SR + n * 8 + 2 * t4) =
+          __floats2bfloat162_rn(acc[n][2 * r] * scale[r], acc[n][2 * r + 1] * scale[r]);
+  __syncwarp();
+  const int lane = g * 4 + t4;
+#pragma unroll
+  for (int i = 0; i < 16 / ROWS_PER_PASS; i++) {
+    const int r = i * ROWS_PER_PASS + lane / PIECES, piece = lane % PIECES;
+    if (row0 + r < limit)
+      *reinterpret_cast<uint4*>(base + (long long)(row0 + r) * row_stride + piece * 8) =
+          *reinterpret_cast<const uint4*>(scratch + r * SR + piece * 8);
+  }
+  __syncwarp();  // the scratch may be written again (dkv_store's second output)
+}
+// Bytes of the four warps' store scratch (store_rows_staged).
+constexpr int store_scratch_bytes(int D) { return 4 * 16 * (D + 8) * 2; }
+
+// Every kernel's outputs go through here: staged (scratch != nullptr) or straight from the
+// accumulator.
+template <int D>
+__device__ __forceinline__ void store_out(bf16* scratch, bf16* base, long long row_stride, int limit,
+                                          const float (&acc)[D / 8][4], const float (&scale)[2], int row0,
+                                          int g, int t4) {
+  if (scratch) store_rows_staged<D>(scratch, base, row_stride, limit, acc, scale, row0, g, t4);
+  else store_rows<D>(base, row_stride, limit, acc, scale, row0, g, t4);
+}
+
 // O = o / l as bf16 and lse2 = m + log2(l) (-inf for a row that saw no key) for the warp's
 // rows row0 + g and row0 + g + 8 of head h, batch row b.
 template <int D>
 __device__ __forceinline__ void fwd_store(const AttnArgs& a, const float (&o)[D / 8][4],
                                           const float (&m)[2], const float (&l)[2], int b, int h,
-                                          int row0, int g, int t4) {
+                                          int row0, int g, int t4, bf16* scratch = nullptr) {
   float inv[2];
 #pragma unroll
   for (int r = 0; r < 2; r++) {
@@ -439,7 +480,7 @@ __device__ __forceinline__ void fwd_store(const AttnArgs& a, const float (&o)[D 
     if (row < a.Tq && t4 == 0)
       a.lse[((long long)b * a.NH + h) * a.Tq + row] = lsum > 0.f ? m[r] + log2f(lsum) : -INFINITY;
   }
-  store_rows<D>(a.o + b * a.o_batch + h * D, a.o_row, a.Tq, o, inv, row0, g, t4);
+  store_out<D>(scratch, a.o + b * a.o_batch + h * D, a.o_row, a.Tq, o, inv, row0, g, t4);
 }
 // ------------------------------------------------------------------------------------------
 // Backward pieces (same accumulator layout as the forward's).
@@ -524,17 +565,17 @@ __device__ __forceinline__ void dkv_ps(float (&s)[J][4], float (&dp)[J][4], cons
 // dQ = scale * dq for rows row0 + g, row0 + g + 8.
 template <int D>
 __device__ __forceinline__ void dq_store(const AttnArgs& a, const float (&dq)[D / 8][4], float scale,
-                                         int b, int h, int row0, int g, int t4) {
-  store_rows<D>(a.dq + b * a.dq_batch + h * D, a.dq_row, a.Tq, dq, {scale, scale}, row0, g, t4);
+                                         int b, int h, int row0, int g, int t4, bf16* scratch = nullptr) {
+  store_out<D>(scratch, a.dq + b * a.dq_batch + h * D, a.dq_row, a.Tq, dq, {scale, scale}, row0, g, t4);
 }
 // dK = scale * dk and dV = dv for keys key0 + g, key0 + g + 8 (key0 < 0: an empty block).
 template <int D>
 __device__ __forceinline__ void dkv_store(const AttnArgs& a, const float (&dk)[D / 8][4],
                                           const float (&dv)[D / 8][4], float scale, int b, int h,
-                                          int key0, int g, int t4) {
+                                          int key0, int g, int t4, bf16* scratch = nullptr) {
   if (key0 < 0) return;
-  store_rows<D>(a.dk + b * a.dkv_batch + h * D, a.dkv_row, a.Tk, dk, {scale, scale}, key0, g, t4);
-  store_rows<D>(a.dv + b * a.dkv_batch + h * D, a.dkv_row, a.Tk, dv, {1.f, 1.f}, key0, g, t4);
+  store_out<D>(scratch, a.dk + b * a.dkv_batch + h * D, a.dkv_row, a.Tk, dk, {scale, scale}, key0, g, t4);
+  store_out<D>(scratch, a.dv + b * a.dkv_batch + h * D, a.dkv_row, a.Tk, dv, {1.f, 1.f}, key0, g, t4);
 }
 
 // dq's lse2 for rows row0 + g and row0 + g + 8; rows past Tq get +inf so that their P is

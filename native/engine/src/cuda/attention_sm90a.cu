@@ -240,6 +240,17 @@ __device__ __forceinline__ void zero_frags(uint32_t (&fa)[4][4]) {
   for (int kk = 0; kk < 4; kk++) fa[kk][0] = fa[kk][1] = fa[kk][2] = fa[kk][3] = 0u;
 }
 
+// A plan entry (its 4 blocks and flags), which the fwd / dq loops read one step ahead: the
+// read's latency then hides behind the step before instead of holding up this step's tile loads
+// (the one-stage forward's p.blk[e] read had 4% of its stall samples, NOTES.md run 15).
+struct PlanEntry {
+  int4 blk;
+  int fl;
+};
+__device__ __forceinline__ PlanEntry plan_entry(const KParams& p, int e, int e1) {
+  return e < e1 ? PlanEntry{p.blk[e], p.flags[e]} : PlanEntry{make_int4(-1, -1, -1, -1), 0};
+}
+
 // One step of the fwd / dq loop over key tiles: entry e's K and V tiles staged (stage_kv), and
 // this warp's pair bits (its 16 queries x the 4 key blocks) and element flag of the entry.
 struct KvStep {
@@ -249,10 +260,19 @@ struct KvStep {
 };
 template <int D, int STAGES>
 __device__ __forceinline__ KvStep kv_step(bf16* sK, bf16* sV, const bf16* kg, const bf16* vg,
-                                             const KParams& p, int e, int e0, int e1, int tid, int warp) {
-  const int fl = p.flags[e];
-  const int buf = stage_kv<D, STAGES, true>(sK, sV, kg, vg, p, e, e0, e1, p.blk[e], tid);
-  return {sK + buf * TL * D, sV + buf * TL * D, (fl >> (warp * 4)) & 0xF, (fl & kElem) != 0};
+                                             const KParams& p, const PlanEntry& en, int e, int e0, int e1,
+                                             int tid, int warp) {
+  const int buf = stage_kv<D, STAGES, true>(sK, sV, kg, vg, p, e, e0, e1, en.blk, tid);
+  return {sK + buf * TL * D, sV + buf * TL * D, (en.fl >> (warp * 4)) & 0xF, (en.fl & kElem) != 0};
+}
+
+// The warp's scratch for store_rows_staged at the start of shared memory, or nullptr when the
+// outputs are not aligned for it. The barrier ends the kernel's own use of shared memory.
+template <int D>
+__device__ __forceinline__ bf16* out_scratch(const KParams& p, unsigned char* smem_raw, int warp) {
+  if (!p.staged_stores) return nullptr;
+  __syncthreads();
+  return swizzle_base(smem_raw) + warp * 16 * (D + 8);
 }
 
 // CTAs per SM the registers are held to: one stage (48 KB of tiles at D = 128) leaves room for
@@ -297,8 +317,11 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const float sl2 = p.scale_log2;
 
+  PlanEntry next = plan_entry(p, e0, e1);
   for (int e = e0; e < e1; e++) {
-    const KvStep st = kv_step<D, STAGES>(sK, sV, kg, vg, p, e, e0, e1, tid, warp);
+    const PlanEntry cur = next;
+    next = plan_entry(p, e + 1, e1);
+    const KvStep st = kv_step<D, STAGES>(sK, sV, kg, vg, p, cur, e, e0, e1, tid, warp);
     const bf16 *cK = st.k, *cV = st.v;
     const int wb = st.wb;
     const bool elem = st.elem;
@@ -325,7 +348,7 @@ __global__ void __launch_bounds__(NTHREADS, wg_min_ctas(D, STAGES, QREG)) attn_f
     __syncthreads();  // the next stage_kv overwrites this entry's buffer
   }
   cp_async_wait<0>();
-  fwd_store<D>(a, o, m, l, b, h, q0 + warp * 16, g, t4);
+  fwd_store<D>(a, o, m, l, b, h, q0 + warp * 16, g, t4, out_scratch<D>(p, smem_raw, warp));
 #endif
 }
 
@@ -464,7 +487,7 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_dq_wgmma_kernel(const KParam
     }
   } else {
     for (int e = e0; e < e1; e++) {
-      const KvStep st = kv_step<D, STAGES>(sK, sV, kg, vg, p, e, e0, e1, tid, warp);
+      const KvStep st = kv_step<D, STAGES>(sK, sV, kg, vg, p, plan_entry(p, e, e1), e, e0, e1, tid, warp);
       const bf16 *cK = st.k, *cV = st.v;
       const int wb = st.wb;
       const bool elem = st.elem;
@@ -498,7 +521,7 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_dq_wgmma_kernel(const KParam
     }
   }
   cp_async_wait<0>();
-  dq_store<D>(a, dq, p.scale, b, h, q0 + warp * 16, g, t4);
+  dq_store<D>(a, dq, p.scale, b, h, q0 + warp * 16, g, t4, out_scratch<D>(p, smem_raw, warp));
 #endif
 }
 
@@ -670,7 +693,7 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_dkv_wgmma_kernel(const KPara
     }
   }
   cp_async_wait<0>();
-  dkv_store<D>(a, dk, dv, p.scale, b, h, my_kb < 0 ? -1 : my_kb * KB, g, t4);
+  dkv_store<D>(a, dk, dv, p.scale, b, h, my_kb < 0 ? -1 : my_kb * KB, g, t4, out_scratch<D>(p, smem_raw, warp));
 #endif
 }
 
