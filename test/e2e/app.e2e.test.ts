@@ -5,7 +5,7 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser, Page } from 'playwright-core'
-import { launchBrowser, shot, startWebApp, type RunningApp } from '../helpers/web-app.ts'
+import { launchBrowser, shot, slowNetwork, startWebApp, type RunningApp } from '../helpers/web-app.ts'
 import { tempDir } from '../helpers/temp.ts'
 
 let dir: Awaited<ReturnType<typeof tempDir>>
@@ -22,6 +22,7 @@ beforeAll(async () => {
   app = await startWebApp(dir.path)
   browser = await launchBrowser()
   page = await browser.newPage({ viewport: { width: 1280, height: 820 } })
+  await slowNetwork(page, 150)
   page.on('pageerror', (err) => pageErrors.push(String(err)))
   page.on('console', (msg) => {
     // Chromium logs every non-2xx fetch as a console error; a refused model (422) is expected.

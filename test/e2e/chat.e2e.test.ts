@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser, Page } from 'playwright-core'
 import { exportGguf } from '../../src-main/core/export/gguf/export-gguf.ts'
 import { EngineModel } from '../../src-main/engine/model.ts'
-import { launchBrowser, shot, startWebApp, type RunningApp } from '../helpers/web-app.ts'
+import { launchBrowser, shot, slowNetwork, startWebApp, type RunningApp } from '../helpers/web-app.ts'
 import { tempDir } from '../helpers/temp.ts'
 import { corpusText, FIXTURE_DIR, trainTinyModel } from '../helpers/trained-tiny.ts'
 
@@ -47,11 +47,8 @@ beforeAll(async () => {
   app = await startWebApp(dir.path)
   browser = await launchBrowser()
   page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
-  // Every request 150 ms late, as on a busy machine: the UI must not depend on the order its
-  // answers come in (a race in the file browser failed CI only on a slower machine).
-  const cdp = await page.context().newCDPSession(page)
-  await cdp.send('Network.enable')
-  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 150, downloadThroughput: -1, uploadThroughput: -1 })
+  // a race in the file browser failed CI only on a slower machine; this reproduces it
+  await slowNetwork(page, 150)
   page.on('pageerror', (err) => pageErrors.push(String(err)))
   page.on('console', (msg) => {
     // with the URL, so a failed request says which one it was

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Browser, Page } from 'playwright-core'
 import type { EvalResult } from '../../src-main/api/runs.ts'
 import { formatPpl } from '../../src-renderer/src/format.ts'
-import { launchBrowser, screenshotDir, shot, startWebApp, type RunningApp } from '../helpers/web-app.ts'
+import { launchBrowser, screenshotDir, shot, slowNetwork, startWebApp, type RunningApp } from '../helpers/web-app.ts'
 import { tempDir } from '../helpers/temp.ts'
 
 const root = join(import.meta.dirname, '../..')
@@ -49,6 +49,7 @@ beforeAll(async () => {
   app = await startWebApp(dir.path)
   browser = await launchBrowser()
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+  await slowNetwork(page, 150)
   page.on('pageerror', (err) => pageErrors.push(String(err)))
   // straight into the wizard (the token rides in the query, the page's route in the hash)
   await page.goto(app.url + '#/new')

@@ -59,6 +59,14 @@ export async function launchBrowser(): Promise<Browser> {
   })
 }
 
+// Every request of the page `latencyMs` late, as on a busy machine: a UI that depends on the
+// order its answers come in fails here rather than only on a slower CI machine.
+export async function slowNetwork(page: Page, latencyMs: number): Promise<void> {
+  const cdp = await page.context().newCDPSession(page)
+  await cdp.send('Network.enable')
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: latencyMs, downloadThroughput: -1, uploadThroughput: -1 })
+}
+
 export async function shot(page: Page, name: string): Promise<void> {
   await mkdir(screenshotDir, { recursive: true })
   await page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true })
