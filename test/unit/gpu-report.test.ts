@@ -142,6 +142,15 @@ describe.skipIf(!python)('gpu_report.py', () => {
     expect(text).toMatch(/17 of 18 judged targets pass; 0 without a mark/)
   })
 
+  it('reads run 16, an attention-only call: three rows judged, every other one not measured', () => {
+    const { text } = report('run16-attention')
+    expect(row(text, "sparse layer's attention")).toMatch(/0\.570 ms \| dense 2\.369 ms \| 24\.06% \| PASS/)
+    expect(row(text, 'attention fwd hd128')).toMatch(/416\.5 \(0\.660 ms\).*PyTorch SDPA 452\.9 \| 0\.92x SDPA \| PASS/)
+    expect(row(text, 'training tokens/s at 8192')).toMatch(/not measured in this call.*\| — \|$/)
+    expect(row(text, 'decode at depth 0')).toMatch(/not measured in this call.*\| — \|$/)
+    expect(text).toMatch(/3 of 3 judged targets pass; 14 without a mark/)
+  })
+
   it('takes batch 2 at 8192 for the throughput and MFU rows only when it fits the anchor\'s 8192 memory', () => {
     // run 10 with a batch-2 row at 8192: 37,500 tokens/s (MFU 39.0%) in 23.9 GiB, then the same
     // row at 26.0 GiB, over the 25.54 GiB the anchor reserved there.
