@@ -270,6 +270,7 @@ __device__ __forceinline__ KvStep kv_step(bf16* sK, bf16* sV, const bf16* kg, co
 // outputs are not aligned for it. The barrier ends the kernel's own use of shared memory.
 template <int D>
 __device__ __forceinline__ bf16* out_scratch(const KParams& p, unsigned char* smem_raw, int warp) {
+  static_assert(store_scratch_bytes(D) <= 3 * TL * D * 2, "fits the smallest kernel's tiles (fwd, one stage)");
   if (!p.staged_stores) return nullptr;
   __syncthreads();
   return swizzle_base(smem_raw) + warp * 16 * (D + 8);
