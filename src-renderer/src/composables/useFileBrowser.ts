@@ -65,7 +65,7 @@ export function useFileBrowser(kind: MaybeRefOrGetter<PickKind>) {
    * user goes to meanwhile (typed, clicked) wins: the fallbacks stop there.
    */
   async function init(startPath?: string | null): Promise<void> {
-    const seqAtStart = seq
+    let ours = seq // the number of the last open() this call started (none yet)
     try {
       places.value = await api.call('fs.places', {})
     } catch (e) {
@@ -75,14 +75,13 @@ export function useFileBrowser(kind: MaybeRefOrGetter<PickKind>) {
       (p): p is string => typeof p === 'string' && p.length > 0,
     )
     let firstError: ApiError | null = null
-    let ours = seqAtStart
     for (const p of [...new Set(candidates)]) {
       if (seq !== ours) return // the user went somewhere else
       ours = seq + 1 // the number open() is about to take
       if (await open(p)) break
-      if (seq !== ours) return
       firstError ??= error.value
     }
+    if (seq !== ours) return
     // keep the reason the requested folder could not be shown visible above the fallback
     if (firstError && listing.value) error.value = firstError
   }

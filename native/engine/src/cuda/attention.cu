@@ -25,7 +25,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <type_traits>
 
 #include "attention.hpp"
@@ -432,10 +431,7 @@ int cc_major() {
 
 // The wgmma kernels on sm_90: LCX_ATTN_WGMMA=0 at start or attention_set_wgmma(false) turns them off.
 bool& wgmma_flag() {
-  static bool on = [] {
-    const char* v = std::getenv("LCX_ATTN_WGMMA");
-    return !(v && v[0] == '0');
-  }();
+  static bool on = attn_env_digit("LCX_ATTN_WGMMA", 1) != 0;
   return on;
 }
 // Hopper with this build's sm_90a kernels (attention_sm90a.cu), head dims 64 and 128.
@@ -470,20 +466,14 @@ KParams make_params(const AttnArgs& a, const AttnPattern& pat, const AttnPlan& p
   p.scale_log2 = p.scale * 1.4426950408889634f;
   // LCX_ATTN_LAYOUT_READS=1 (read once): masked entries read the layout per element as before
   // run 15, for A/B runs.
-  static const bool layout_reads = [] {
-    const char* v = std::getenv("LCX_ATTN_LAYOUT_READS");
-    return v && v[0] == '1';
-  }();
+  static const bool layout_reads = attn_env_digit("LCX_ATTN_LAYOUT_READS", 0) == 1;
   // A query sub-block lies inside one layout block when the block and the queries' offset are
   // multiples of 16 (prefill against a cache in 7-token passes is not).
   p.pair_bits_exact = !layout_reads && (pat.kind != LCX_ATTN_SPARSE ||
                                         (pat.block % kAttnBlock == 0 && a.q_offset % kAttnBlock == 0));
   // The wgmma kernels store 16-byte pieces when every output row starts 16-byte aligned;
   // LCX_ATTN_DIRECT_STORES=1 (read once) keeps the accumulator's 4-byte stores, for A/B runs.
-  static const bool direct_stores = [] {
-    const char* v = std::getenv("LCX_ATTN_DIRECT_STORES");
-    return v && v[0] == '1';
-  }();
+  static const bool direct_stores = attn_env_digit("LCX_ATTN_DIRECT_STORES", 0) == 1;
   const auto rows_aligned = [](const void* base, long long row, long long batch) {
     return reinterpret_cast<uintptr_t>(base) % 16 == 0 && row % 8 == 0 && batch % 8 == 0;
   };
@@ -519,8 +509,8 @@ void fwd_d(const KParams& p0, const AttnPlan& plan, cudaStream_t s) {
   // SM, latency-bound). Elsewhere two stages when shared memory allows. LCX_ATTN_FWD_STAGES=1|2
   // overrides (read once).
   static const int forced = [] {
-    const char* v = std::getenv("LCX_ATTN_FWD_STAGES");
-    return v && (v[0] == '1' || v[0] == '2') ? v[0] - '0' : 0;
+    const int v = attn_env_digit("LCX_ATTN_FWD_STAGES", 0);
+    return v == 1 || v == 2 ? v : 0;
   }();
   if (wgmma_here(D) && fwd_wgmma(p, D, grid, s)) return;
   const bool one_stage = forced ? forced == 1 : D == 128 && cc_major() == 9;

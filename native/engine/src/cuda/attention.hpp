@@ -81,6 +81,9 @@ struct AttnArgs {
 };
 
 bool attention_head_dim_supported(int hs);
+// The attention code's A/B switches (LCX_ATTN_*, NOTES.md): the variable's first character as a
+// digit, or fallback when it is unset or not a digit. Each caller reads its switch once.
+int attn_env_digit(const char* name, int fallback);
 // On Hopper (sm_90) the forward and backward run wgmma kernels at head dims 64 and 128 when the
 // build has them (attention_sm90a.cu); LCX_ATTN_WGMMA=0 at start, or attention_set_wgmma(false),
 // keeps the mma.sync kernels (tests compare both). attention_wgmma_active: would they run here.

@@ -88,10 +88,10 @@ struct Part {
 
 constexpr int TL = kAttnTile, KB = kAttnBlock, kElem = 1 << 16;
 
-// LCX_ATTN_DKV_DESC=0: dkv lists run upwards as before run 14 (A/B runs; read at every build).
+// LCX_ATTN_DKV_DESC=0: dkv lists run upwards as before run 14 (A/B runs; read once).
 bool dkv_descending() {
-  const char* v = std::getenv("LCX_ATTN_DKV_DESC");
-  return !(v && v[0] == '0');
+  static const bool on = attn_env_digit("LCX_ATTN_DKV_DESC", 1) != 0;
+  return on;
 }
 
 void build_part(const AttnPattern& pat, int hl, const SegInfo& si, int Tq, int Tk, int q_offset,
@@ -244,6 +244,11 @@ uint64_t fingerprint(const AttnPattern& pat, int B, int Tq, int Tk, int q_offset
 }
 
 }  // namespace
+
+int attn_env_digit(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && v[0] >= '0' && v[0] <= '9' ? v[0] - '0' : fallback;
+}
 
 bool build_attn_plan(AttnPlan& plan, const AttnPattern& pat, int B, int Tq, int Tk, int q_offset,
                      const int32_t* seg_host, bool with_backward) {

@@ -44,7 +44,6 @@
 // changed), so every variant gives bit-identical results.
 #include <cuda_bf16.h>
 
-#include <cstdlib>
 
 #include "attention_kernels.cuh"
 
@@ -715,18 +714,13 @@ bool launch_wg(K kernel, size_t smem, const KParams& p, dim3 grid, cudaStream_t 
   return true;
 }
 
-int env_choice(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v && v[0] >= '0' && v[0] <= '9' ? v[0] - '0' : fallback;
-}
-
 }  // namespace
 
 bool fwd_wgmma(const KParams& p, int D, dim3 grid, cudaStream_t s) {
   // Experiments (read once): LCX_ATTN_WGMMA_STAGES=1|2 (default 1), LCX_ATTN_WGMMA_QREG=0|1
   // (default 0: Q in registers would cost the one-stage kernel its third CTA per SM).
-  static const int st = env_choice("LCX_ATTN_WGMMA_STAGES", 1);
-  static const bool qreg = env_choice("LCX_ATTN_WGMMA_QREG", 0) == 1;
+  static const int st = attn_env_digit("LCX_ATTN_WGMMA_STAGES", 1);
+  static const bool qreg = attn_env_digit("LCX_ATTN_WGMMA_QREG", 0) == 1;
 #define LCX_FWD(D_, S_, Q_) launch_wg(attn_fwd_wgmma_kernel<D_, S_, Q_>, fwd_smem(D_, S_), p, grid, s)
   if (D == 128)
     return st == 2 ? (qreg ? LCX_FWD(128, 2, true) : LCX_FWD(128, 2, false))
@@ -748,16 +742,16 @@ bool fwd_wgmma(const KParams& p, int D, dim3 grid, cudaStream_t s) {
                         : LCX_BWD(KERNEL, SMEM, D_, 2, 0))                                           \
            : (ov >= 1 ? LCX_BWD(KERNEL, SMEM, D_, 1, 1) : LCX_BWD(KERNEL, SMEM, D_, 1, 0)))
 bool dq_wgmma(const KParams& p, int D, dim3 grid, cudaStream_t s) {
-  static const int st = env_choice("LCX_ATTN_WGMMA_DQ_STAGES", 2);
-  static const int ov = env_choice("LCX_ATTN_WGMMA_DQ_OVERLAP", 2);
+  static const int st = attn_env_digit("LCX_ATTN_WGMMA_DQ_STAGES", 2);
+  static const int ov = attn_env_digit("LCX_ATTN_WGMMA_DQ_OVERLAP", 2);
   if (D == 128) return LCX_BWD_D(attn_dq_wgmma_kernel, dq_smem, 128);
   if (D == 64) return LCX_BWD_D(attn_dq_wgmma_kernel, dq_smem, 64);
   return false;
 }
 
 bool dkv_wgmma(const KParams& p, int D, dim3 grid, cudaStream_t s) {
-  static const int st = env_choice("LCX_ATTN_WGMMA_DKV_STAGES", 2);
-  static const int ov = env_choice("LCX_ATTN_WGMMA_DKV_OVERLAP", 2);
+  static const int st = attn_env_digit("LCX_ATTN_WGMMA_DKV_STAGES", 2);
+  static const int ov = attn_env_digit("LCX_ATTN_WGMMA_DKV_OVERLAP", 2);
   if (D == 128) return LCX_BWD_D(attn_dkv_wgmma_kernel, dkv_smem, 128);
   if (D == 64) return LCX_BWD_D(attn_dkv_wgmma_kernel, dkv_smem, 64);
   return false;
