@@ -156,6 +156,7 @@ describe('chat and export in a real browser', () => {
     await ask('What was created?')
     await lastAnswer('a')
     expect(Number(await column('a').getByTestId('chat-context-bar').getAttribute('data-used'))).toBeGreaterThan(20)
+    await page.waitForTimeout(500) // the context bar eases in over 0.4 s
     await shot(page, 'chat-04-document')
 
     await page.getByTestId('chat-doc-remove').click()
